@@ -1,0 +1,48 @@
+/* Signals: one-shot abort flags with waiters (see signal.h). */
+#include "runtime/signal.h"
+
+#include <errno.h>
+
+#include "runtime/task.h"
+
+void rs__signal_init(rs_signal *sig)
+{
+    sig->reason = 0;
+    rs__waitq_init(&sig->waiters, NULL);
+}
+
+void rs__signal_abort(rs_signal *sig, int reason)
+{
+    if (sig->reason)
+        return;
+    sig->reason = reason;
+    rs__waitq_wake_all(&sig->waiters, 0);
+}
+
+void rs__signal_dispose(rs_signal *sig)
+{
+    rs__waitq_wake_all(&sig->waiters, -ECANCELED);
+}
+
+bool rs_signal_aborted(const rs_signal *sig)
+{
+    return sig && sig->reason != 0;
+}
+
+int rs_signal_reason(const rs_signal *sig)
+{
+    return sig ? sig->reason : 0;
+}
+
+int rs_signal_wait(rs_signal *sig, int64_t timeout_ms)
+{
+    if (!sig || timeout_ms < 0)
+        return -EINVAL;
+    if (sig->reason)
+        return 0;
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    rs__waiter w;
+    return rs__waitq_wait(&sig->waiters, &w, 0, rs__deadline_after_ms(timeout_ms));
+}

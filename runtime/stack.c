@@ -1,0 +1,226 @@
+/* Stack pool: see stack.h for layout and the overflow-detection design. */
+#define _GNU_SOURCE
+#include "runtime/stack.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define WARM_BUDGET_BYTES ((size_t)64 << 20) /* per size class and worker */
+#define SLAB_TARGET_BYTES ((size_t)4 << 20)
+#define SLAB_MAX_STACKS 256
+
+/* Guarded stacks in the whole process, against a budget derived from
+ * vm.max_map_count (each costs two mappings; leave most for the program). */
+static atomic_long guarded_in_process;
+static long guard_budget = -1;
+
+static size_t page_size(void)
+{
+    static size_t cached;
+    if (!cached)
+        cached = (size_t)sysconf(_SC_PAGESIZE);
+    return cached;
+}
+
+static long read_guard_budget(void)
+{
+    long max_maps = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &max_maps) != 1)
+            max_maps = 65530;
+        fclose(f);
+    }
+    return max_maps / 4;
+}
+
+static bool take_guard_slot(void)
+{
+    if (__atomic_load_n(&guard_budget, __ATOMIC_RELAXED) < 0)
+        __atomic_store_n(&guard_budget, read_guard_budget(), __ATOMIC_RELAXED);
+    long now = atomic_fetch_add_explicit(&guarded_in_process, 1, memory_order_relaxed);
+    if (now < guard_budget)
+        return true;
+    atomic_fetch_sub_explicit(&guarded_in_process, 1, memory_order_relaxed);
+    return false;
+}
+
+static rs__stack *header_at(char *base, size_t size)
+{
+    rs__stack *s = (rs__stack *)(base + size - sizeof(rs__stack));
+    s->next = NULL;
+    s->low = base;
+    s->size = size;
+    s->guarded = false;
+    return s;
+}
+
+void rs__stack_pool_init(rs__stack_pool *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+static rs__stack_class *class_for(rs__stack_pool *p, size_t size)
+{
+    for (unsigned i = 0; i < p->nclasses; i++)
+        if (p->classes[i].size == size)
+            return &p->classes[i];
+    if (p->nclasses == p->cap_classes) {
+        unsigned cap = p->cap_classes ? p->cap_classes * 2 : 4;
+        rs__stack_class *c = realloc(p->classes, cap * sizeof *c);
+        if (!c)
+            return NULL;
+        p->classes = c;
+        p->cap_classes = cap;
+    }
+    rs__stack_class *c = &p->classes[p->nclasses++];
+    memset(c, 0, sizeof *c);
+    c->size = size;
+    c->warm_cap = WARM_BUDGET_BYTES / size;
+    if (c->warm_cap < 16)
+        c->warm_cap = 16;
+    return c;
+}
+
+static bool remember_slab(rs__stack_pool *p, void *base, size_t len)
+{
+    if (p->nslabs + 2 > p->cap_slabs) {
+        size_t cap = p->cap_slabs ? p->cap_slabs * 2 : 64;
+        void **v = realloc(p->slabs, cap * sizeof *v);
+        if (!v)
+            return false;
+        p->slabs = v;
+        p->cap_slabs = cap;
+    }
+    p->slabs[p->nslabs++] = base;
+    p->slabs[p->nslabs++] = (void *)len;
+    return true;
+}
+
+static rs__stack *new_guarded(size_t size)
+{
+    size_t guard = page_size();
+    char *map = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    if (mprotect(map, guard, PROT_NONE) != 0) {
+        munmap(map, size + guard);
+        return NULL;
+    }
+    rs__stack *s = header_at(map + guard, size);
+    s->guarded = true;
+    return s;
+}
+
+/* Carves a slab into stacks without guard pages; all but the first go to the
+ * class's cold list (their memory is untouched, so they cost nothing yet). */
+static rs__stack *new_from_slab(rs__stack_pool *p, rs__stack_class *c)
+{
+    size_t n = SLAB_TARGET_BYTES / c->size;
+    if (n < 1)
+        n = 1;
+    if (n > SLAB_MAX_STACKS)
+        n = SLAB_MAX_STACKS;
+    size_t len = n * c->size;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    if (!remember_slab(p, map, len)) {
+        munmap(map, len);
+        return NULL;
+    }
+    /* No guard pages here: a task overflowing a slab stack writes into the
+     * neighbour below it. The red-zone check catches that when the task next
+     * switches out, before any other task runs, and the process aborts. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        rs__stack *s = header_at(map + i * c->size, c->size);
+        s->next = c->cold;
+        c->cold = s;
+    }
+    return header_at(map + (n - 1) * c->size, c->size);
+}
+
+rs__stack *rs__stack_get(rs__stack_pool *p, size_t size)
+{
+    size_t pg = page_size();
+    if (size < RS_STACK_MIN)
+        size = RS_STACK_MIN;
+    size = (size + pg - 1) & ~(pg - 1);
+    rs__stack_class *c = class_for(p, size);
+    if (!c)
+        return NULL;
+    rs__stack *s = c->warm;
+    if (s) {
+        c->warm = s->next;
+        c->nwarm--;
+    } else if ((s = c->cold)) {
+        c->cold = s->next;
+    } else if (take_guard_slot()) {
+        s = new_guarded(size);
+        if (!s)
+            atomic_fetch_sub_explicit(&guarded_in_process, 1, memory_order_relaxed);
+    }
+    if (!s)
+        s = new_from_slab(p, c);
+    if (s)
+        p->in_use++;
+    return s;
+}
+
+void rs__stack_put(rs__stack_pool *p, rs__stack *s)
+{
+    rs__stack_class *c = class_for(p, s->size);
+    p->in_use--;
+    if (c->nwarm < c->warm_cap) {
+        s->next = c->warm;
+        c->warm = s;
+        c->nwarm++;
+        return;
+    }
+    /* Give the touched pages back, keeping the page that holds the header. */
+    size_t pg = page_size();
+    char *keep = (char *)((uintptr_t)s & ~(uintptr_t)(pg - 1));
+    if (keep > s->low)
+        madvise(s->low, (size_t)(keep - s->low), MADV_DONTNEED);
+    s->next = c->cold;
+    c->cold = s;
+}
+
+bool rs__stack_in_overflow_area(const rs__stack *s, const void *addr)
+{
+    const char *a = addr;
+    const char *from = s->guarded ? s->low - page_size() : s->low - 64 * 1024;
+    return a >= from && a < s->low + RS_STACK_REDZONE;
+}
+
+static void unmap_guarded_list(rs__stack *s)
+{
+    size_t pg = page_size();
+    while (s) {
+        rs__stack *next = s->next;
+        if (s->guarded) {
+            munmap(s->low - pg, s->size + pg);
+            atomic_fetch_sub_explicit(&guarded_in_process, 1, memory_order_relaxed);
+        }
+        s = next;
+    }
+}
+
+void rs__stack_pool_destroy(rs__stack_pool *p)
+{
+    for (unsigned i = 0; i < p->nclasses; i++) {
+        unmap_guarded_list(p->classes[i].warm);
+        unmap_guarded_list(p->classes[i].cold);
+    }
+    for (size_t i = 0; i < p->nslabs; i += 2)
+        munmap(p->slabs[i], (size_t)p->slabs[i + 1]);
+    free(p->slabs);
+    free(p->classes);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,81 @@
+/* Task stacks: mmap'd, pooled per worker, with overflow detection.
+ *
+ * Layout of one stack (addresses grow to the right):
+ *
+ *   [guard page, PROT_NONE, optional] [red zone | usable ........ | rs__stack header]
+ *                                      ^low                         ^top (frames start below)
+ *
+ * Overflow detection has two layers:
+ *  - a guard page below the stack faults at once; the SIGSEGV handler names the
+ *    task. Each guarded stack costs two kernel mappings, so guarded stacks are
+ *    only handed out while the process stays well below vm.max_map_count;
+ *  - every stack has a red zone of RS_STACK_REDZONE bytes at its low end that
+ *    must stay zero (fresh anonymous memory is zero and an honest task never
+ *    reaches it). It is checked whenever the task switches out, so stacks
+ *    carved from slabs without guard pages (a million tasks) still report an
+ *    overflow instead of corrupting memory silently. The check reads the low
+ *    page, which maps the shared zero page and costs no memory.
+ *
+ * Free stacks are kept warm (reused as they are) up to a byte budget; beyond
+ * it their pages are returned to the kernel (MADV_DONTNEED) and they wait on a
+ * cold list, so a burst of tasks does not pin its memory forever. */
+#ifndef RS_RUNTIME_STACK_H
+#define RS_RUNTIME_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RS_STACK_REDZONE 256
+#define RS_STACK_MIN (16 * 1024)
+#define RS_STACK_DEFAULT (256 * 1024)
+
+typedef struct rs__stack {
+    struct rs__stack *next; /* free-list link */
+    char *low;              /* lowest usable byte; the red zone starts here */
+    size_t size;            /* bytes from low to the end of the mapping (header included) */
+    bool guarded;           /* own mapping with a guard page below low */
+} rs__stack;
+
+typedef struct rs__stack_class {
+    size_t size;
+    rs__stack *warm, *cold;
+    size_t nwarm, warm_cap;
+} rs__stack_class;
+
+typedef struct rs__stack_pool {
+    rs__stack_class *classes;
+    unsigned nclasses, cap_classes;
+    void **slabs; /* every slab mapping, unmapped at teardown: base, then length */
+    size_t nslabs, cap_slabs;
+    size_t in_use; /* stacks handed out and not yet returned */
+} rs__stack_pool;
+
+void rs__stack_pool_init(rs__stack_pool *p);
+void rs__stack_pool_destroy(rs__stack_pool *p);
+
+/* size is rounded up to whole pages and at least RS_STACK_MIN. */
+rs__stack *rs__stack_get(rs__stack_pool *p, size_t size);
+void rs__stack_put(rs__stack_pool *p, rs__stack *s);
+
+static inline void *rs__stack_top(const rs__stack *s)
+{
+    return (void *)s; /* the header sits at the top; frames grow down from it */
+}
+
+static inline bool rs__stack_redzone_intact(const rs__stack *s)
+{
+    const uint64_t *rz = (const uint64_t *)(const void *)s->low;
+    return (rz[0] | rz[RS_STACK_REDZONE / 16] | rz[RS_STACK_REDZONE / 8 - 1]) == 0;
+}
+
+/* True if addr is in the guard page or the red zone of s. */
+bool rs__stack_in_overflow_area(const rs__stack *s, const void *addr);
+
+/* Usable bytes for frames (what the task asked for, minus bookkeeping). */
+static inline size_t rs__stack_usable(const rs__stack *s)
+{
+    return (size_t)((const char *)s - s->low);
+}
+
+#endif

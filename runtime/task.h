@@ -1,0 +1,85 @@
+/* Tasks: stackful coroutines owned by a scope. */
+#ifndef RS_RUNTIME_TASK_H
+#define RS_RUNTIME_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ringscope/runtime.h>
+
+#include "runtime/stack.h"
+#include "runtime/wait.h"
+#include "runtime/worker.h"
+
+typedef enum {
+    RS_TASK_PENDING, /* waiting for a slot of its scope's max_concurrency; no stack yet */
+    RS_TASK_READY,   /* on the run queue */
+    RS_TASK_RUNNING,
+    RS_TASK_WAITING, /* parked on a wait */
+    RS_TASK_DONE,
+} rs__task_state;
+
+#define RS_TASK_NAME_MAX 32
+
+struct rs_task {
+    void *sp;                    /* saved context while not running */
+    rs__stack *stack;            /* NULL while pending and after it finished */
+    rs__worker *worker;
+    rs_task_fn fn;
+    void *arg;
+    int result;
+    uint8_t state;               /* rs__task_state */
+    bool cancel_requested;       /* rs_task_cancel */
+    bool detached;               /* spawned with out == NULL: reclaimed when finished */
+    bool joining;                /* someone waits in rs_task_join */
+    uint32_t shield_depth;       /* shielded scopes this task has entered */
+    int priority;                /* for max_concurrency */
+    rs_scope *scope;             /* spawned into */
+    rs_scope *cur_scope;         /* innermost scope the task is in (it may open more) */
+    rs_task *scope_prev, *scope_next; /* in scope->tasks (live) or scope->finished (handles) */
+    rs_task *run_next;           /* run queue, pending list, free list */
+    rs__wait *waiting;           /* the wait it is parked on */
+    rs__wait *joiner;
+    void *asan_fake_stack;
+    char name[RS_TASK_NAME_MAX];
+};
+
+/* True when a cancellation point in t must return -ECANCELED: its innermost
+ * scope is cancelled (cancellation propagates into nested scopes eagerly, so
+ * that is one load), or the task itself was cancelled and it is not inside a
+ * shielded scope it opened. */
+static inline bool rs__task_cancelled(const rs_task *t);
+
+/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
+static inline int rs__checkpoint(void);
+
+/* A cancelled task parked in an abortable wait is woken with -ECANCELED. */
+void rs__task_notify_cancel(rs_task *t);
+
+/* Starts a task that was pending on its scope's max_concurrency. */
+void rs__task_start_pending(rs_task *t);
+
+/* Spawns a library background task into the runtime's system scope. */
+int rs__spawn_system(rs_task_fn fn, void *arg, const char *name, rs_task **out);
+
+/* Returns a finished task's record to the worker (its handle is dead). */
+void rs__task_recycle(rs_task *t);
+
+void rs__task_free_cache(rs__worker *w);
+
+#include "runtime/scope.h"
+
+static inline bool rs__task_cancelled(const rs_task *t)
+{
+    return t->cur_scope->cancelled || (t->cancel_requested && t->shield_depth == 0);
+}
+
+static inline int rs__checkpoint(void)
+{
+    rs__worker *w = rs__worker_get();
+    if (__builtin_expect(!w || !w->current, 0))
+        return -EPERM;
+    return rs__task_cancelled(w->current) ? -ECANCELED : 0;
+}
+
+#endif

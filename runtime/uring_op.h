@@ -1,0 +1,35 @@
+/* One io_uring operation performed by a task.
+ *
+ * The record lives in the task's frame and the SQE's user_data points at it.
+ * If the task is cancelled (or the deadline passes) while the operation is in
+ * the kernel, an IORING_OP_ASYNC_CANCEL is queued and the task keeps waiting
+ * for the operation's own CQE: the kernel may write into the caller's buffer
+ * until then, so the call returns only after it. */
+#ifndef RS_RUNTIME_URING_OP_H
+#define RS_RUNTIME_URING_OP_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "runtime/completion.h"
+#include "runtime/wait.h"
+
+typedef struct rs__uring_op {
+    rs__wait wait;
+    rs__completion comp;
+    int abort_reason; /* why the operation was cancelled, 0 if it was not */
+} rs__uring_op;
+
+/* The calling task's SQE to prepare, or NULL outside a task (-EPERM) or when
+ * the ring cannot take one. Prepare it, then hand it to rs__uring_op_run
+ * before anything else can suspend. */
+struct io_uring_sqe *rs__uring_sqe(void);
+
+/* Submits sqe (with the next batch) and parks until its CQE. deadline_ns:
+ * monotonic, 0 = none. Returns the CQE's result; if the operation was
+ * cancelled before it completed, returns -ECANCELED (task cancelled) or
+ * -ETIMEDOUT (deadline). An operation that completed despite a cancellation
+ * request returns its real result, so no data or descriptor is lost. */
+int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadline_ns);
+
+#endif

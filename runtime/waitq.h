@@ -1,0 +1,63 @@
+/* The priority wait queue every primitive waits on.
+ *
+ * Intrusive and ordered by (priority descending, arrival ascending). A waiter
+ * is either queued, or was removed by exactly one of: a grant (the primitive
+ * hands it what it waited for), its deadline, or cancellation. After a waiter
+ * leaves without a grant the queue calls kick, so the primitive can grant the
+ * new head (a large semaphore request that timed out may unblock smaller
+ * ones behind it). */
+#ifndef RS_RUNTIME_WAITQ_H
+#define RS_RUNTIME_WAITQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/wait.h"
+
+typedef struct rs__waiter rs__waiter;
+typedef struct rs__waitq rs__waitq;
+
+struct rs__waiter {
+    rs__wait wait;
+    rs__waiter *prev, *next;
+    rs__waitq *queue; /* NULL when not queued */
+    int priority;
+    int64_t n;        /* the primitive's payload: permits, lock mode ... */
+    void *data;
+};
+
+struct rs__waitq {
+    rs__waiter *head, *tail;
+    unsigned len;
+    void (*kick)(rs__waitq *q); /* may be NULL */
+};
+
+static inline void rs__waitq_init(rs__waitq *q, void (*kick)(rs__waitq *q))
+{
+    q->head = q->tail = 0;
+    q->len = 0;
+    q->kick = kick;
+}
+
+static inline rs__waiter *rs__waitq_head(const rs__waitq *q)
+{
+    return q->head;
+}
+
+/* Queues the calling task (already checked for cancellation) and parks it.
+ * Returns the result given to rs__waitq_grant, -ETIMEDOUT at deadline_ns
+ * (0 = none), or -ECANCELED. w->n and w->data are left for the primitive. */
+int rs__waitq_wait(rs__waitq *q, rs__waiter *w, int priority, int64_t deadline_ns);
+
+/* Queues without parking, for a waiter that is not a task (or parks later
+ * with rs__wait_park on w->wait after setting its abort). */
+void rs__waitq_insert(rs__waitq *q, rs__waiter *w, int priority);
+void rs__waitq_remove(rs__waiter *w);
+
+/* Removes w from its queue and wakes its task with result. */
+void rs__waitq_grant(rs__waiter *w, int result);
+
+/* Wakes every waiter with result (an object disposed: -ECANCELED). */
+void rs__waitq_wake_all(rs__waitq *q, int result);
+
+#endif

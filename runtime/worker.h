@@ -1,0 +1,85 @@
+/* The worker: one OS thread, one io_uring, a run queue and a timer heap.
+ * The scheduler's invariants are stated at the top of worker.c. */
+#ifndef RS_RUNTIME_WORKER_H
+#define RS_RUNTIME_WORKER_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/context.h"
+#include "runtime/stack.h"
+#include "runtime/timer.h"
+
+typedef struct rs_task rs_task;
+typedef struct rs_scope rs_scope;
+struct rs_store;
+
+/* Tasks run between two trips to the kernel; bounds the time completions and
+ * timers wait while tasks keep each other busy. */
+#define RS_DISPATCH_BATCH 64
+
+typedef struct rs__worker {
+    struct io_uring ring;
+    unsigned ring_flags;         /* setup flags the kernel accepted */
+    unsigned inflight;           /* SQEs with a completion record, CQE not yet reaped */
+
+    void *sched_sp;              /* the scheduler's saved context (thread stack) */
+    rs_task *current;            /* running task; NULL while the scheduler runs */
+    rs_task *runq_head, *runq_tail;
+    unsigned budget;             /* dispatches left before the next kernel trip */
+    rs_task *zombie;             /* finished task whose stack is released after the switch */
+
+    rs__timer_heap timers;
+    rs__stack_pool stacks;
+    rs_task *free_tasks;         /* recycled task records */
+
+    size_t stack_size;           /* default task stack */
+    struct rs_store *store;      /* runtime default lock store (NULL: built-in memory store) */
+    rs_scope *top;               /* holds the runner task; parent of root and system */
+    rs_scope *root;              /* the scope main runs in */
+    rs_scope *system;            /* background tasks of the library */
+    unsigned deadlocks;          /* times every task was found blocked with nothing to wake it */
+
+    /* thread stack bounds, for the address sanitizer's fiber annotations */
+    void *thread_stack_low;
+    size_t thread_stack_size;
+    void *altstack;              /* sigaltstack for reporting guard-page hits */
+} rs__worker;
+
+extern __thread rs__worker *rs__tls_worker __attribute__((tls_model("initial-exec")));
+
+static inline rs__worker *rs__worker_get(void)
+{
+    return rs__tls_worker;
+}
+
+int rs__worker_init(rs__worker *w, const void *opts /* const rs_runtime_opts * */);
+void rs__worker_destroy(rs__worker *w);
+
+/* Drives tasks, timers and I/O until w->top has no tasks left. */
+void rs__worker_loop(rs__worker *w);
+
+/* Appends t to the run queue. t must not be running or queued. */
+void rs__make_ready(rs__worker *w, rs_task *t);
+
+/* The running task gives up the CPU: it has queued itself (yield) or parked
+ * on a wait. Resumes when the scheduler picks it again. */
+void rs__switch_out(rs__worker *w);
+
+/* The running task is finished: never returns. */
+__attribute__((noreturn)) void rs__switch_exit(rs__worker *w);
+
+/* An SQE to fill, never NULL unless the ring is unusable: when the SQ is full
+ * the queued entries are submitted first. Each SQE whose user_data names a
+ * completion must be counted with rs__sqe_track. */
+struct io_uring_sqe *rs__sqe_get(rs__worker *w);
+
+static inline void rs__sqe_track(rs__worker *w, struct io_uring_sqe *sqe, void *completion)
+{
+    io_uring_sqe_set_data(sqe, completion);
+    w->inflight++;
+}
+
+#endif
