@@ -1,0 +1,63 @@
+/* Helpers shared by the Criterion tests.
+ *
+ * Assertions inside tasks: Criterion's fatal assertions leave the test with a
+ * longjmp, which must not cross from a task's stack to the thread's. Inside a
+ * task use RS_CHECK*: a failed check is reported (non-fatal cr_expect_fail)
+ * and makes the task return -1, which fails the scope and therefore rs_run;
+ * the test then asserts rs_run's result on the thread's own stack. */
+#ifndef RS_TESTS_SUPPORT_H
+#define RS_TESTS_SUPPORT_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include <ringscope.h>
+
+#define RS_CHECK(cond)                                                                                        \
+    do {                                                                                                      \
+        if (!(cond)) {                                                                                        \
+            cr_expect_fail("check failed: %s (%s:%d)", #cond, __FILE__, __LINE__);                            \
+            return -1;                                                                                        \
+        }                                                                                                     \
+    } while (0)
+
+#define RS_CHECK_EQ(actual, expected)                                                                         \
+    do {                                                                                                      \
+        long long rs_a_ = (long long)(actual), rs_e_ = (long long)(expected);                                 \
+        if (rs_a_ != rs_e_) {                                                                                 \
+            cr_expect_fail("%s == %s failed: %lld != %lld (%s:%d)", #actual, #expected, rs_a_, rs_e_,         \
+                           __FILE__, __LINE__);                                                               \
+            return -1;                                                                                        \
+        }                                                                                                     \
+    } while (0)
+
+/* Checks that a call returned 0, printing rs_strerror otherwise. */
+#define RS_CHECK_OK(call)                                                                                     \
+    do {                                                                                                      \
+        int rs_rc_ = (call);                                                                                  \
+        if (rs_rc_ != 0) {                                                                                    \
+            cr_expect_fail("%s returned %d (%s) (%s:%d)", #call, rs_rc_, rs_strerror(rs_rc_), __FILE__,       \
+                           __LINE__);                                                                         \
+            return -1;                                                                                        \
+        }                                                                                                     \
+    } while (0)
+
+/* Runs fn(arg) as main under a fresh runtime and asserts it returned 0. */
+#define RS_RUN_OK(fn, arg)                                                                                    \
+    do {                                                                                                      \
+        int rs_run_rc_ = rs_run((fn), (arg), NULL);                                                           \
+        cr_assert_eq(rs_run_rc_, 0, "rs_run(%s) returned %d (%s)", #fn, rs_run_rc_, rs_strerror(rs_run_rc_)); \
+    } while (0)
+
+/* The URL of a test server from the environment; fails loudly when missing
+ * (scripts/services start exports them; tests never skip). */
+static inline const char *rs_test_env_url(const char *var)
+{
+    const char *v = getenv(var);
+    cr_assert(v && *v, "%s is not set: start the test servers with scripts/services start "
+                       "and export $(scripts/services env)", var);
+    return v;
+}
+
+#endif
