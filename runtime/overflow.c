@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "runtime/task.h"
@@ -55,14 +56,24 @@ void rs__overflow_report(const rs_task *t)
     abort();
 }
 
+/* A fault is an overflow of the running task's stack when it hit the guard
+ * page or red zone, or when the stack pointer itself has left the stack (a
+ * runaway recursion on an unguarded stack walks through its neighbours until
+ * it meets unmapped memory). */
+static bool is_task_overflow(const rs_task *t, const siginfo_t *info, const ucontext_t *uc)
+{
+    const rs__stack *s = t->stack;
+    const char *sp = (const char *)uc->uc_mcontext.gregs[REG_RSP];
+    return rs__stack_in_overflow_area(s, info->si_addr) || sp < s->low + RS_STACK_REDZONE ||
+           sp > (const char *)rs__stack_top(s) || !rs__stack_redzone_intact(s);
+}
+
 static void on_segv(int sig, siginfo_t *info, void *uctx)
 {
     (void)sig;
-    (void)uctx;
     rs__worker *w = rs__tls_worker;
     rs_task *t = w ? w->current : NULL;
-    if (t && t->stack &&
-        (rs__stack_in_overflow_area(t->stack, info->si_addr) || !rs__stack_redzone_intact(t->stack)))
+    if (t && t->stack && is_task_overflow(t, info, uctx))
         rs__overflow_report(t);
     /* Not a stack overflow of ours: put the previous handler back and return;
      * the faulting instruction runs again and meets it. */

@@ -38,6 +38,11 @@ static long read_guard_budget(void)
     return max_maps / 4;
 }
 
+void rs__stack_set_guard_budget(long budget)
+{
+    __atomic_store_n(&guard_budget, budget < 0 ? read_guard_budget() : budget, __ATOMIC_RELAXED);
+}
+
 static bool take_guard_slot(void)
 {
     if (__atomic_load_n(&guard_budget, __ATOMIC_RELAXED) < 0)
