@@ -1,0 +1,148 @@
+/* rs_lock: the common layer. Checks every call the same way for every kind
+ * (see lock_backend.h), then dispatches to the kind's ops. */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <ringscope/sync.h>
+
+#include "runtime/scope.h"
+#include "runtime/task.h"
+#include "sync/lock_backend.h"
+
+#define KEY_MAX 512
+
+static rs__lock_factory distributed_factory;
+
+void rs__lock_register_distributed(rs__lock_factory factory)
+{
+    distributed_factory = factory;
+}
+
+static void lock_res_dispose(rs__scope_res *r)
+{
+    rs_lock *l = (rs_lock *)((char *)r - offsetof(rs_lock, res));
+    l->ops->dispose(l);
+}
+
+static int check_store_opts(const rs_lock_opts *opts)
+{
+    if (!opts->key || !opts->key[0] || strnlen(opts->key, KEY_MAX + 1) > KEY_MAX)
+        return -EINVAL;
+    return 0;
+}
+
+int rs_lock_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
+{
+    if (!out)
+        return -EINVAL;
+    rs__worker *w = rs__worker_get();
+    if (!w || (!s && !w->current))
+        return -EPERM;
+    if (!s)
+        s = w->current->cur_scope;
+    if (opts && opts->ttl_ms < 0)
+        return -EINVAL;
+    rs_lock *l = NULL;
+    int rc;
+    if (opts && opts->store) {
+        rc = check_store_opts(opts);
+        if (rc)
+            return rc;
+        rs__lock_factory f = distributed_factory;
+        if (!f)
+            return -ENOTSUP;
+        rc = f(s, opts, &l);
+    } else {
+        /* key, ttl_ms, owner and no_renew only mean something with a store. */
+        rc = rs__lock_mem_new(s, opts, &l);
+    }
+    if (rc)
+        return rc;
+    l->scope = s;
+    l->rw = opts && opts->allow_multiple_readers;
+    l->name[0] = '\0';
+    if (opts && opts->name) {
+        strncpy(l->name, opts->name, sizeof l->name - 1);
+        l->name[sizeof l->name - 1] = '\0';
+    }
+    l->res.dispose = lock_res_dispose;
+    rs__scope_attach(s, &l->res);
+    *out = l;
+    return 0;
+}
+
+static const rs_acquire_opts default_acquire_opts;
+
+/* Common checks of a blocking acquire; 0 to go on. */
+static inline int check_blocking(const rs_lock *l, const rs_acquire_opts *o, const rs_guard *g, bool rw)
+{
+    if (__builtin_expect(!l || !g || (o && o->timeout_ms < 0) || l->rw != rw, 0))
+        return -EINVAL;
+    return rs__checkpoint();
+}
+
+static inline int check_try(const rs_lock *l, const rs_guard *g, bool rw)
+{
+    if (__builtin_expect(!l || !g || l->rw != rw, 0))
+        return -EINVAL;
+    rs__worker *w = rs__worker_get();
+    return w && w->current ? 0 : -EPERM;
+}
+
+int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
+{
+    int rc = check_blocking(l, o, g, false);
+    if (rc)
+        return rc;
+    return l->ops->acquire(l, RS_LOCK_EXCLUSIVE, o ? o : &default_acquire_opts, g);
+}
+
+int rs_lock_read(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
+{
+    int rc = check_blocking(l, o, g, true);
+    if (rc)
+        return rc;
+    return l->ops->acquire(l, RS_LOCK_READ, o ? o : &default_acquire_opts, g);
+}
+
+int rs_lock_write(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
+{
+    int rc = check_blocking(l, o, g, true);
+    if (rc)
+        return rc;
+    return l->ops->acquire(l, RS_LOCK_WRITE, o ? o : &default_acquire_opts, g);
+}
+
+int rs_lock_try_acquire(rs_lock *l, rs_guard *g)
+{
+    int rc = check_try(l, g, false);
+    if (rc)
+        return rc;
+    return l->ops->try_acquire(l, RS_LOCK_EXCLUSIVE, g);
+}
+
+int rs_lock_try_read(rs_lock *l, rs_guard *g)
+{
+    int rc = check_try(l, g, true);
+    if (rc)
+        return rc;
+    return l->ops->try_acquire(l, RS_LOCK_READ, g);
+}
+
+int rs_lock_try_write(rs_lock *l, rs_guard *g)
+{
+    int rc = check_try(l, g, true);
+    if (rc)
+        return rc;
+    return l->ops->try_acquire(l, RS_LOCK_WRITE, g);
+}
+
+int rs_lock_stats_get(const rs_lock *l, rs_lock_stats *st)
+{
+    if (!l || !st)
+        return -EINVAL;
+    memset(st, 0, sizeof *st);
+    l->ops->stats(l, st);
+    return 0;
+}
