@@ -37,9 +37,9 @@ Test(smoke_pg, temp_table_round_trip, .timeout = 20)
     PGconn *conn = connect_from_env();
     PQclear(exec_ok(conn, "CREATE TEMP TABLE smoke (k text PRIMARY KEY, v bigint NOT NULL)", PGRES_COMMAND_OK));
 
-    const char *params[] = {"key", "42"};
-    PGresult *res = PQexecParams(conn, "INSERT INTO smoke (k, v) VALUES ($1, $2::bigint)", 2, NULL, params, NULL,
-                                 NULL, 0);
+    const char *params[] = { "key", "42" };
+    PGresult *res =
+        PQexecParams(conn, "INSERT INTO smoke (k, v) VALUES ($1, $2::bigint)", 2, NULL, params, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "INSERT: %s", PQresultErrorMessage(res));
     cr_assert_str_eq(PQcmdTuples(res), "1");
     PQclear(res);

@@ -30,7 +30,7 @@ static redisContext *connect_from_env(void)
     char host[256];
     int port;
     parse_redis_url(url, host, sizeof host, &port);
-    struct timeval timeout = {.tv_sec = 5};
+    struct timeval timeout = { .tv_sec = 5 };
     redisContext *c = redisConnectWithTimeout(host, port, timeout);
     cr_assert_not_null(c, "redisConnectWithTimeout returned NULL");
     cr_assert_eq(c->err, 0, "cannot connect to %s: %s", url, c->errstr);
