@@ -1,0 +1,65 @@
+/* rs_open, rs_close, rs_fsync: a descriptor's life through the ring. */
+#include <ringscope/io.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "io/io_op.h"
+
+int rs_open(const char *path, int flags, mode_t mode)
+{
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    if (!path)
+        return -EINVAL;
+    struct io_uring_sqe *sqe = rs__io_sqe();
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
+    return rs__io_run(sqe, 0);
+}
+
+static int close_now(int fd)
+{
+    return close(fd) == 0 ? 0 : -errno;
+}
+
+/* The descriptor is released whatever happens: cleanup code after a cancelled
+ * rs_recv must not leak it. A task that is already cancelled closes at once
+ * with close(2) and then reports the cancellation (a cancellation point that
+ * still does its cleanup, as Trio's aclose). If the cancellation arrives while
+ * the close is queued and the kernel drops the operation unstarted, the
+ * descriptor is closed here instead. */
+int rs_close(int fd)
+{
+    int rc = rs__checkpoint();
+    if (rc == -ECANCELED && fd >= 0)
+        close(fd);
+    if (rc)
+        return rc;
+    if (fd < 0)
+        return -EBADF;
+    struct io_uring_sqe *sqe = rs__io_sqe();
+    if (!sqe)
+        return close_now(fd);
+    io_uring_prep_close(sqe, fd);
+    rc = rs__io_run(sqe, 0);
+    if (rc == -ECANCELED)
+        close(fd);
+    return rc;
+}
+
+int rs_fsync(int fd)
+{
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    if (fd < 0)
+        return -EBADF;
+    struct io_uring_sqe *sqe = rs__io_sqe();
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_fsync(sqe, fd, 0);
+    return rs__io_run(sqe, 0);
+}

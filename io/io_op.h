@@ -1,0 +1,58 @@
+/* Shared steps of every I/O call of the public API (the files of io/).
+ *
+ * Each call: (1) rs__checkpoint() first: -ECANCELED for a cancelled task,
+ * -EPERM outside a task; (2) validates its arguments; (3) takes an SQE,
+ * prepares it and hands it to rs__io_run before anything can suspend (an SQE
+ * taken from the ring is submitted with the next batch whether or not it was
+ * prepared, so nothing may fail between taking and running it).
+ *
+ * Submission is batched by the worker loop: rs__io_run only queues the SQE
+ * and parks the task; the one io_uring_enter of the next round submits it
+ * together with every other task's. */
+#ifndef RS_IO_IO_OP_H
+#define RS_IO_IO_OP_H
+
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "runtime/task.h"
+#include "runtime/uring_op.h"
+
+/* The kernel caps one read or write at this many bytes (MAX_RW_COUNT); longer
+ * requests are clamped so the result is an honest short count. */
+#define RS_IO_MAX_COUNT 0x7ffff000u
+
+static inline unsigned rs__io_count(size_t len)
+{
+    return len > RS_IO_MAX_COUNT ? RS_IO_MAX_COUNT : (unsigned)len;
+}
+
+/* An SQE for the calling task (which has passed rs__checkpoint), or NULL when
+ * the ring cannot take one even after flushing: the call then fails with
+ * -EBUSY instead of waiting on a ring that cannot make progress. */
+static inline struct io_uring_sqe *rs__io_sqe(void)
+{
+    return rs__uring_sqe();
+}
+
+/* Runs a prepared SQE to completion; see rs__uring_op_run. */
+static inline int rs__io_run(struct io_uring_sqe *sqe, int64_t deadline_ns)
+{
+    rs__uring_op op;
+    return rs__uring_op_run(&op, sqe, deadline_ns);
+}
+
+/* Waits until fd reports one of events (or an error/hangup), for calls whose
+ * operation answered -EAGAIN: kernels that honour O_NONBLOCK inside io_uring
+ * complete read/write on a non-blocking descriptor with -EAGAIN instead of
+ * waiting. Returns 0 when it is worth retrying, else a negative errno. */
+int rs__io_wait_ready(int fd, short events);
+
+/* IORING_OP_CONNECT bounded by deadline_ns (0 = none): -ETIMEDOUT when it
+ * passes. Arguments already checked, caller past rs__checkpoint. */
+int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns);
+
+#endif

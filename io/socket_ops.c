@@ -1,0 +1,121 @@
+/* rs_recv, rs_send, rs_accept, rs_connect: socket operations of a task. */
+#include <ringscope/io.h>
+
+#include <sys/socket.h>
+
+#include "io/io_op.h"
+
+static int check_buf(int fd, const void *buf, size_t len)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!buf && len > 0)
+        return -EINVAL;
+    return 0;
+}
+
+/* After -EAGAIN the call waits for readiness and tries again, unless the
+ * caller asked for a non-blocking attempt (MSG_DONTWAIT): then -EAGAIN is
+ * the answer. */
+static bool retry_after(int rc, int flags)
+{
+    return rc == -EAGAIN && !(flags & MSG_DONTWAIT);
+}
+
+ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
+{
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    rc = check_buf(fd, buf, len);
+    if (rc)
+        return rc;
+    for (;;) {
+        struct io_uring_sqe *sqe = rs__io_sqe();
+        if (!sqe)
+            return -EBUSY;
+        io_uring_prep_recv(sqe, fd, buf, rs__io_count(len), flags);
+        rc = rs__io_run(sqe, 0);
+        if (!retry_after(rc, flags))
+            return rc;
+        rc = rs__io_wait_ready(fd, POLLIN);
+        if (rc)
+            return rc;
+    }
+}
+
+/* MSG_NOSIGNAL always: a peer that went away is -EPIPE for this call, never
+ * a SIGPIPE for the whole process. */
+ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
+{
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    rc = check_buf(fd, buf, len);
+    if (rc)
+        return rc;
+    flags |= MSG_NOSIGNAL;
+    for (;;) {
+        struct io_uring_sqe *sqe = rs__io_sqe();
+        if (!sqe)
+            return -EBUSY;
+        io_uring_prep_send(sqe, fd, buf, rs__io_count(len), flags);
+        rc = rs__io_run(sqe, 0);
+        if (!retry_after(rc, flags))
+            return rc;
+        rc = rs__io_wait_ready(fd, POLLOUT);
+        if (rc)
+            return rc;
+    }
+}
+
+/* flags are accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC). A connection accepted
+ * just as the task is cancelled is still returned (the descriptor is never
+ * lost); the task's next cancellation point reports the cancellation. */
+int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    if (fd < 0)
+        return -EBADF;
+    if (addr && !addrlen)
+        return -EINVAL;
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
+        return -EINVAL;
+    for (;;) {
+        struct io_uring_sqe *sqe = rs__io_sqe();
+        if (!sqe)
+            return -EBUSY;
+        io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
+        rc = rs__io_run(sqe, 0);
+        if (rc != -EAGAIN)
+            return rc;
+        rc = rs__io_wait_ready(fd, POLLIN);
+        if (rc)
+            return rc;
+    }
+}
+
+/* The kernel keeps the connection attempt's state in the socket, so a
+ * cancelled connect leaves a socket that is only good for closing. */
+int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns)
+{
+    struct io_uring_sqe *sqe = rs__io_sqe();
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_connect(sqe, fd, addr, addrlen);
+    return rs__io_run(sqe, deadline_ns);
+}
+
+int rs_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    if (fd < 0)
+        return -EBADF;
+    if (!addr || addrlen == 0)
+        return -EINVAL;
+    return rs__connect_until(fd, addr, addrlen, 0);
+}

@@ -1,0 +1,274 @@
+/* rs_recv, rs_send, rs_accept, rs_connect: counts, EOF, errors, no SIGPIPE. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "support.h"
+
+TestSuite(io_socket, .timeout = 20);
+
+static uint16_t local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* A connected TCP pair over loopback, made with the calls under test. */
+static int tcp_pair(int *client, int *server)
+{
+    int lfd = rs_tcp_listen("127.0.0.1", 0, 16);
+    RS_CHECK(lfd >= 0);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    RS_CHECK(c >= 0);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(local_port(lfd)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    RS_CHECK_OK(rs_connect(c, (struct sockaddr *)&to, sizeof to));
+    int s = rs_accept(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+    RS_CHECK(s >= 0);
+    RS_CHECK_EQ(plen, sizeof peer);
+    RS_CHECK_EQ(peer.sin_family, AF_INET);
+    RS_CHECK_EQ(ntohs(peer.sin_port), local_port(c)); /* the address of the client's end */
+    RS_CHECK_OK(rs_close(lfd));
+    *client = c;
+    *server = s;
+    return 0;
+}
+
+typedef struct echo_once {
+    int fd;
+} echo_once;
+
+static int echo_back(void *arg)
+{
+    echo_once *e = arg;
+    char buf[64];
+    ssize_t n = rs_recv(e->fd, buf, sizeof buf, 0);
+    RS_CHECK(n > 0);
+    RS_CHECK_EQ(rs_send(e->fd, buf, (size_t)n, 0), n);
+    return 0;
+}
+
+static int round_trip(void *arg)
+{
+    (void)arg;
+    int c = -1, s = -1;
+    RS_CHECK_OK(tcp_pair(&c, &s));
+    rs_scope *sc;
+    RS_CHECK_OK(rs_scope_open(NULL, &sc));
+    echo_once e = { .fd = s };
+    RS_CHECK_OK(rs_spawn(sc, echo_back, &e, NULL, NULL));
+    RS_CHECK_EQ(rs_send(c, "hello", 5, 0), 5);
+    char buf[64] = { 0 };
+    RS_CHECK_EQ(rs_recv(c, buf, sizeof buf, 0), 5); /* short read: what arrived */
+    RS_CHECK(memcmp(buf, "hello", 5) == 0);
+    RS_CHECK_OK(rs_scope_close(sc));
+
+    /* EOF: the peer shut its side down. */
+    RS_CHECK_EQ(shutdown(s, SHUT_WR), 0);
+    RS_CHECK_EQ(rs_recv(c, buf, sizeof buf, 0), 0);
+    RS_CHECK_EQ(rs_recv(c, buf, sizeof buf, 0), 0);
+    RS_CHECK_OK(rs_close(c));
+    RS_CHECK_OK(rs_close(s));
+    return 0;
+}
+
+Test(io_socket, round_trip_short_read_and_eof)
+{
+    RS_RUN_OK(round_trip, NULL);
+}
+
+static int nodelay_inherited(void *arg)
+{
+    (void)arg;
+    int c = -1, s = -1;
+    RS_CHECK_OK(tcp_pair(&c, &s));
+    int v = 0;
+    socklen_t len = sizeof v;
+    RS_CHECK_EQ(getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    RS_CHECK(v != 0);
+    RS_CHECK_OK(rs_close(c));
+    RS_CHECK_OK(rs_close(s));
+    return 0;
+}
+
+Test(io_socket, accepted_sockets_of_rs_tcp_listen_have_nodelay)
+{
+    RS_RUN_OK(nodelay_inherited, NULL);
+}
+
+/* Even with SIGPIPE's default action (kill the process) in force, sending
+ * to a socket whose peer is gone answers -EPIPE. */
+static int epipe_no_signal(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RS_CHECK_OK(rs_close(sv[1]));
+    struct sigaction dfl = { .sa_handler = SIG_DFL }, old;
+    sigemptyset(&dfl.sa_mask);
+    RS_CHECK_EQ(sigaction(SIGPIPE, &dfl, &old), 0);
+    ssize_t rc1 = rs_send(sv[0], "x", 1, 0);
+    ssize_t rc2 = rs_send(sv[0], "x", 1, 0);
+    sigaction(SIGPIPE, &old, NULL);
+    RS_CHECK_EQ(rc1, -EPIPE);
+    RS_CHECK_EQ(rc2, -EPIPE);
+    RS_CHECK_OK(rs_close(sv[0]));
+    return 0;
+}
+
+Test(io_socket, send_to_a_closed_peer_is_epipe_without_sigpipe)
+{
+    RS_RUN_OK(epipe_no_signal, NULL);
+}
+
+/* The peer aborts the connection (RST): the next receive reports it. */
+static int reset_by_peer(void *arg)
+{
+    (void)arg;
+    int c = -1, s = -1;
+    RS_CHECK_OK(tcp_pair(&c, &s));
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    RS_CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    RS_CHECK_OK(rs_close(s)); /* linger 0: close sends RST */
+    char buf[8];
+    RS_CHECK_EQ(rs_recv(c, buf, sizeof buf, 0), -ECONNRESET);
+    RS_CHECK_OK(rs_close(c));
+    return 0;
+}
+
+Test(io_socket, reset_connection_is_econnreset)
+{
+    RS_RUN_OK(reset_by_peer, NULL);
+}
+
+static int refused(void *arg)
+{
+    (void)arg;
+    /* A port that was just free: nothing listens there. */
+    int lfd = rs_tcp_listen("127.0.0.1", 0, 1);
+    RS_CHECK(lfd >= 0);
+    uint16_t port = local_port(lfd);
+    RS_CHECK_OK(rs_close(lfd));
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    RS_CHECK(c >= 0);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    RS_CHECK_EQ(rs_connect(c, (struct sockaddr *)&to, sizeof to), -ECONNREFUSED);
+    RS_CHECK_OK(rs_close(c));
+    return 0;
+}
+
+Test(io_socket, connect_to_a_closed_port_is_econnrefused)
+{
+    RS_RUN_OK(refused, NULL);
+}
+
+static int dontwait(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[8];
+    RS_CHECK_EQ(rs_recv(sv[0], buf, sizeof buf, MSG_DONTWAIT), -EAGAIN);
+    RS_CHECK_EQ(rs_send(sv[1], "ab", 2, 0), 2);
+    RS_CHECK_EQ(rs_recv(sv[0], buf, sizeof buf, MSG_DONTWAIT), 2);
+    /* MSG_PEEK leaves the data where it is. */
+    RS_CHECK_EQ(rs_send(sv[1], "cd", 2, 0), 2);
+    RS_CHECK_EQ(rs_recv(sv[0], buf, sizeof buf, MSG_PEEK), 2);
+    RS_CHECK_EQ(rs_recv(sv[0], buf, sizeof buf, 0), 2);
+    RS_CHECK(memcmp(buf, "cd", 2) == 0);
+    RS_CHECK_OK(rs_close(sv[0]));
+    RS_CHECK_OK(rs_close(sv[1]));
+    return 0;
+}
+
+Test(io_socket, flags_reach_the_kernel)
+{
+    RS_RUN_OK(dontwait, NULL);
+}
+
+/* A socket buffer smaller than the message: send returns what fit. */
+static int short_send(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int small = 4096;
+    RS_CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    enum { N = 1 << 20 };
+    char *big = calloc(1, N);
+    RS_CHECK(big);
+    ssize_t n = rs_send(sv[0], big, N, 0);
+    RS_CHECK(n > 0 && n < N);
+    free(big);
+    RS_CHECK_OK(rs_close(sv[0]));
+    RS_CHECK_OK(rs_close(sv[1]));
+    return 0;
+}
+
+Test(io_socket, short_send_is_a_count)
+{
+    RS_RUN_OK(short_send, NULL);
+}
+
+static int bad_arguments(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RS_CHECK_EQ(rs_recv(sv[0], NULL, 8, 0), -EINVAL);
+    RS_CHECK_EQ(rs_send(sv[0], NULL, 8, 0), -EINVAL);
+    RS_CHECK_EQ(rs_recv(-1, buf, sizeof buf, 0), -EBADF);
+    RS_CHECK_EQ(rs_send(-1, buf, sizeof buf, 0), -EBADF);
+    RS_CHECK_EQ(rs_accept(-1, NULL, NULL, 0), -EBADF);
+    RS_CHECK_EQ(rs_connect(-1, (struct sockaddr *)buf, sizeof buf), -EBADF);
+    RS_CHECK_EQ(rs_accept(sv[0], (struct sockaddr *)buf, NULL, 0), -EINVAL);
+    RS_CHECK_EQ(rs_accept(sv[0], NULL, NULL, 0x40000000), -EINVAL);
+    RS_CHECK_EQ(rs_connect(sv[0], NULL, 16), -EINVAL);
+    RS_CHECK_EQ(rs_accept(sv[0], NULL, NULL, 0), -EINVAL); /* not listening */
+    RS_CHECK_OK(rs_close(sv[1]));
+    RS_CHECK_OK(rs_close(sv[0]));
+    RS_CHECK_EQ(rs_recv(sv[0], buf, sizeof buf, 0), -EBADF); /* closed */
+    int fd = rs_open("/dev/null", O_RDONLY | O_CLOEXEC, 0);
+    RS_CHECK(fd >= 0);
+    RS_CHECK_EQ(rs_recv(fd, buf, sizeof buf, 0), -ENOTSOCK);
+    RS_CHECK_OK(rs_close(fd));
+    return 0;
+}
+
+Test(io_socket, bad_arguments_and_descriptors)
+{
+    RS_RUN_OK(bad_arguments, NULL);
+}
+
+/* rs_read and rs_write work on sockets too. */
+static int read_write_socket(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RS_CHECK_EQ(rs_write(sv[0], "xyz", 3, -1), 3);
+    char buf[8];
+    RS_CHECK_EQ(rs_read(sv[1], buf, sizeof buf, -1), 3);
+    RS_CHECK_OK(rs_close(sv[0]));
+    RS_CHECK_OK(rs_close(sv[1]));
+    return 0;
+}
+
+Test(io_socket, read_and_write_on_sockets)
+{
+    RS_RUN_OK(read_write_socket, NULL);
+}
