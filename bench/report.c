@@ -154,7 +154,7 @@ static void format_ratios(char *buf, size_t len, const bench_results *res, const
     }
 }
 
-enum { W_SUITE = 10, W_CASE = 34, W_IMPL = 14, W_VALUE = 11, W_UNIT = 10 };
+enum { W_SUITE = 10, W_CASE = 36, W_IMPL = 14, W_VALUE = 11, W_UNIT = 10 };
 
 static int width(int min, const char *s)
 {
