@@ -167,8 +167,9 @@ static int try_busy_queued(void *arg)
     RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_GUARD(g);
     RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
-    holder_arg w = { .lock = l };
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &w, NULL, NULL));
+    holder_arg w = { .lock = l, .result = 1 };
+    rs_task *wt;
+    RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &w, NULL, &wt));
     RS_YIELD_UNTIL(lock_pending(l) == 1);
     holder_arg t = { .lock = l, .result = 1 };
     rs_task *tt;
@@ -176,6 +177,9 @@ static int try_busy_queued(void *arg)
     int rc;
     RS_CHECK_OK(rs_task_join(tt, &rc));
     RS_CHECK_EQ(t.result, -EBUSY);
+    RS_CHECK_OK(rs_guard_release(&g));
+    RS_CHECK_OK(rs_task_join(wt, &rc));
+    RS_CHECK_EQ(w.result, 0);
     return 0;
 }
 
