@@ -1,0 +1,293 @@
+/* The echo suite's load client: one process, pinned to its own core, one
+ * io_uring, `connections` sockets each with exactly one 64-byte request in
+ * flight (send, wait for the 64 bytes back, check them, send the next).
+ *
+ * The client must cost less per request than any server it measures, or it
+ * would measure itself: it submits every connection's next send and receive
+ * in one io_uring_enter per batch of completions, so with many connections a
+ * request costs it a fraction of a system call. The same client (same binary,
+ * same settings) drives every server. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "echo.h"
+
+typedef struct conn {
+    int fd;
+    uint32_t seq;
+    unsigned sent, got; /* bytes of the current request sent, and echoed back */
+    unsigned char out[RS_ECHO_MSG], in[RS_ECHO_MSG];
+} conn;
+
+enum { OP_SEND = 0, OP_RECV = 1 };
+
+typedef struct client {
+    struct io_uring ring;
+    conn *conns;
+    unsigned n;
+    uint64_t completed; /* verified round trips since the start */
+} client;
+
+/* ------------------------------------------------------------ requests */
+
+static void fill(conn *c, unsigned idx)
+{
+    for (unsigned i = 0; i < RS_ECHO_MSG; i++)
+        c->out[i] = (unsigned char)(idx * 31u + c->seq * 7u + i);
+}
+
+static struct io_uring_sqe *get_sqe(client *cl)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&cl->ring);
+    if (!sqe) {
+        io_uring_submit(&cl->ring); /* SQ full: flush it */
+        sqe = io_uring_get_sqe(&cl->ring);
+    }
+    return sqe;
+}
+
+/* The rest of the current request's send, or of its reply. */
+static int queue(client *cl, unsigned idx, int op)
+{
+    struct io_uring_sqe *sqe = get_sqe(cl);
+    if (!sqe)
+        return -EBUSY;
+    conn *c = &cl->conns[idx];
+    if (op == OP_SEND)
+        io_uring_prep_send(sqe, c->fd, c->out + c->sent, RS_ECHO_MSG - c->sent, MSG_NOSIGNAL);
+    else
+        io_uring_prep_recv(sqe, c->fd, c->in + c->got, RS_ECHO_MSG - c->got, 0);
+    io_uring_sqe_set_data64(sqe, (uint64_t)idx << 1 | (uint64_t)op);
+    return 0;
+}
+
+static int start_request(client *cl, unsigned idx)
+{
+    conn *c = &cl->conns[idx];
+    c->seq++;
+    c->sent = c->got = 0;
+    fill(c, idx);
+    int rc = queue(cl, idx, OP_SEND);
+    return rc ? rc : queue(cl, idx, OP_RECV);
+}
+
+static int on_completion(client *cl, uint64_t data, int res)
+{
+    unsigned idx = (unsigned)(data >> 1);
+    conn *c = &cl->conns[idx];
+    if (res < 0)
+        return res;
+    if (res == 0)
+        return -ECONNRESET; /* the server closed a connection it should be serving */
+    if ((data & 1) == OP_SEND) {
+        c->sent += (unsigned)res;
+        return c->sent < RS_ECHO_MSG ? queue(cl, idx, OP_SEND) : 0;
+    }
+    c->got += (unsigned)res;
+    if (c->got < RS_ECHO_MSG)
+        return queue(cl, idx, OP_RECV);
+    if (memcmp(c->in, c->out, RS_ECHO_MSG) != 0)
+        return -EPROTO; /* not what was sent: the server lost or mixed up bytes */
+    cl->completed++;
+    return start_request(cl, idx);
+}
+
+/* ------------------------------------------------------------ the run */
+
+static int setup(client *cl, const rs_echo_load *load)
+{
+    cl->n = load->connections;
+    cl->conns = calloc(cl->n, sizeof *cl->conns);
+    if (!cl->conns)
+        return -ENOMEM;
+    unsigned entries = 64;
+    while (entries < 4 * cl->n && entries < 4096)
+        entries *= 2;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 4;
+    int rc = io_uring_queue_init_params(entries, &cl->ring, &p);
+    if (rc) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = entries * 4;
+        rc = io_uring_queue_init_params(entries, &cl->ring, &p);
+    }
+    if (rc)
+        return rc;
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(load->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    for (unsigned i = 0; i < cl->n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        cl->conns[i].fd = fd;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Ping-pong until the window has passed; counts the round trips completed
+ * inside it. */
+static int drive(client *cl, const rs_echo_load *load, rs_echo_result *res)
+{
+    for (unsigned i = 0; i < cl->n; i++) {
+        int rc = start_request(cl, i);
+        if (rc)
+            return rc;
+    }
+    int64_t now = rs_bench_now_ns();
+    int64_t window_start = now + load->warmup_ns, window_end = window_start + load->window_ns;
+    int64_t counted_from = 0;
+    uint64_t base = 0;
+    bool counting = false;
+    for (;;) {
+        /* Wake at least every 50 ms, so a stalled server cannot hold the window open. */
+        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&cl->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR)
+            return rc;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&cl->ring, head, cqe) {
+            seen++;
+            rc = on_completion(cl, cqe->user_data, cqe->res);
+            if (rc)
+                return rc;
+        }
+        io_uring_cq_advance(&cl->ring, seen);
+        now = rs_bench_now_ns();
+        if (!counting && now >= window_start) {
+            counting = true;
+            counted_from = now;
+            base = cl->completed;
+        }
+        if (counting && now >= window_end) {
+            res->requests = cl->completed - base;
+            res->requests_per_s = (double)res->requests * 1e9 / (double)(now - counted_from);
+            return 0;
+        }
+    }
+}
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+static void run_child(const rs_echo_load *load, int out_fd)
+{
+    rs_echo_result res;
+    memset(&res, 0, sizeof res);
+    /* Last resort against a server that never answers (the window itself is
+     * bounded by the timed waits above). */
+    alarm((unsigned)((load->warmup_ns + load->window_ns) / 1000000000) + 60);
+    pin(load->cpu);
+    client cl;
+    memset(&cl, 0, sizeof cl);
+    res.rc = setup(&cl, load);
+    if (res.rc)
+        snprintf(res.note, sizeof res.note, "client setup (%u connections): %s", load->connections,
+                 strerror(-res.rc));
+    else if ((res.rc = drive(&cl, load, &res)) != 0)
+        snprintf(res.note, sizeof res.note, "client: %s", strerror(-res.rc));
+    /* Sockets and ring go with the process. */
+    ssize_t w = write(out_fd, &res, sizeof res);
+    _exit(w == (ssize_t)sizeof res ? 0 : 1);
+}
+
+int rs_echo_client_start(const rs_echo_load *load, rs_echo_client *c)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    fflush(stdout); /* the child must not print the parent's buffered output again */
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int rc = -errno;
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        if (load->listen_fd >= 0)
+            close(load->listen_fd);
+        run_child(load, fds[1]);
+    }
+    close(fds[1]);
+    c->pid = pid;
+    c->done_fd = fds[0];
+    return 0;
+}
+
+int rs_echo_client_finish(rs_echo_client *c, rs_echo_result *result)
+{
+    memset(result, 0, sizeof *result);
+    size_t got = 0;
+    while (got < sizeof *result) {
+        ssize_t n = read(c->done_fd, (char *)result + got, sizeof *result - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(c->done_fd);
+    c->done_fd = -1;
+    int status = 0;
+    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (got < sizeof *result) {
+        snprintf(result->note, sizeof result->note, "client process ended without a result (%s %d)",
+                 WIFSIGNALED(status) ? "signal" : "status",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        result->rc = -ECHILD;
+    }
+    return result->rc;
+}
+
+int rs_echo_listen(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
