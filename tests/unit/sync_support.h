@@ -5,12 +5,13 @@
 
 #include "support.h"
 
-/* Yields until cond holds; bounded (the test fails instead of hanging). */
+/* Yields until cond holds, then sleeps 1 ms at a time (for conditions that
+ * wait on timers); bounded at about 10 s: the test fails instead of hanging. */
 #define RS_YIELD_UNTIL(cond)                                                                                  \
     do {                                                                                                      \
         int rs_spin_ = 0;                                                                                     \
-        while (!(cond) && rs_spin_++ < 100000)                                                                \
-            RS_CHECK_OK(rs_yield());                                                                          \
+        while (!(cond) && rs_spin_ < 11000)                                                                   \
+            RS_CHECK_OK(rs_spin_++ < 1000 ? rs_yield() : rs_sleep(1));                                        \
         RS_CHECK(cond);                                                                                       \
     } while (0)
 

@@ -1,0 +1,677 @@
+/* The resource pool: idle resources handed out in priority order, new ones
+ * created in the background for the waiter that needs them, health checks
+ * and idle shrinking in a background task, disposal at scope close.
+ *
+ * Counts: idle (in the idle list, or taken out of it for a health check),
+ * in_use (held by a guard), creating (a background task runs create),
+ * destroying (destroy runs). stats.total = idle + in_use + creating; a new
+ * creation starts only while idle + in_use + creating + destroying < max, so
+ * max bounds the resources that exist at any moment.
+ *
+ * Invariants, true whenever no function of this file is running:
+ *  1. The idle list is non-empty only while the queue is empty (pump hands
+ *     idle resources to the head waiters after every change).
+ *  2. A creation is either for one queued waiter (job->for_waiter and
+ *     waiter->job name each other) or for nobody (the min fill, or its waiter
+ *     left). Its resource goes to that waiter, else to the head waiter or the
+ *     idle list; its error goes to that waiter only, else nowhere.
+ *  3. Every callback (create, destroy, check) runs in a task: create in a
+ *     background task per creation, check and idle destruction in the
+ *     maintainer task, other destroys in the task that caused them (discard,
+ *     disposal), inside a shielded scope so that a cancelled caller does not
+ *     interrupt the cleanup.
+ *  4. busy counts the background tasks and destroys in flight. Disposal
+ *     cancels the background tasks and waits until busy is 0; the pool's
+ *     memory is freed once disposal finished and no resource is checked out
+ *     (a resource still in use at disposal is destroyed when its guard is
+ *     released). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <ringscope/sync.h>
+
+#include "runtime/scope.h"
+#include "runtime/task.h"
+#include "runtime/timer.h"
+#include "runtime/waitq.h"
+#include "sync/guard.h"
+
+typedef struct pool_item {
+    struct pool_item *prev, *next; /* idle list: most recently used first */
+    void *res;
+    int64_t idle_since;            /* ns */
+    uint64_t checked_round;
+} pool_item;
+
+typedef struct pool_waiter pool_waiter;
+
+typedef struct pool_job {
+    struct pool_job *prev, *next;
+    rs_pool *pool;
+    rs_task *task;           /* while it runs: disposal cancels it */
+    pool_waiter *for_waiter; /* the waiter a creation is for, or NULL */
+    pool_item *item;         /* preallocated for the created resource */
+} pool_job;
+
+struct pool_waiter {
+    rs__waiter w;
+    rs__grant_slot slot;
+    rs_pool *pool;
+    pool_job *job; /* the creation running for this waiter */
+};
+
+typedef struct maint_wait {
+    rs__wait wait;
+    rs_pool *pool;
+} maint_wait;
+
+struct rs_pool {
+    rs__scope_res res;
+    rs_pool_opts o;
+    rs__waitq q;
+    pool_item *idle_head, *idle_tail;
+    unsigned idle, in_use, creating, destroying;
+    rs__grant_list held;
+    pool_job *jobs;
+    unsigned busy;
+    rs__wait *disposer;       /* disposal waiting for busy == 0 */
+    maint_wait *maint;        /* the maintainer, while it sleeps */
+    int64_t maint_deadline;   /* when it wakes up by itself (0: never) */
+    int64_t next_check;       /* ns */
+    uint64_t round;
+    uint64_t next_token;
+    bool disposed, dispose_done;
+};
+
+static int pool_release(rs__grant *gr);
+static int pool_discard(rs__grant *gr);
+static bool pool_held(const rs__grant *gr);
+static void *pool_resource(const rs__grant *gr);
+
+static const rs__grant_ops pool_grant_ops = {
+    .release = pool_release,
+    .discard = pool_discard,
+    .held = pool_held,
+    .resource = pool_resource,
+};
+
+static void pump(rs_pool *p);
+static void ensure_min(rs_pool *p);
+
+static inline unsigned total(const rs_pool *p)
+{
+    return p->idle + p->in_use + p->creating;
+}
+
+static inline bool may_create(const rs_pool *p)
+{
+    return !p->disposed && total(p) + p->destroying < p->o.max;
+}
+
+/* ------------------------------------------------------------ idle list */
+
+/* Keeps the list ordered by idle_since, newest first (the tail expires first). */
+static void idle_insert(rs_pool *p, pool_item *it)
+{
+    pool_item *after = NULL, *before = p->idle_head;
+    while (before && before->idle_since > it->idle_since) {
+        after = before;
+        before = before->next;
+    }
+    it->prev = after;
+    it->next = before;
+    if (after)
+        after->next = it;
+    else
+        p->idle_head = it;
+    if (before)
+        before->prev = it;
+    else
+        p->idle_tail = it;
+}
+
+static void idle_unlink(rs_pool *p, pool_item *it)
+{
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        p->idle_head = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    else
+        p->idle_tail = it->prev;
+    it->prev = it->next = NULL;
+}
+
+static void poke_maintainer(rs_pool *p, int64_t when);
+
+/* A resource becomes idle (counted by the caller). */
+static void idle_put(rs_pool *p, pool_item *it)
+{
+    it->idle_since = rs__clock_ns();
+    idle_insert(p, it);
+    if (p->o.idle_timeout_ms > 0)
+        poke_maintainer(p, it->idle_since + p->o.idle_timeout_ms * 1000000);
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static void call_destroy(rs_pool *p, void *res)
+{
+    if (!p->o.destroy)
+        return;
+    rs_scope *s = NULL;
+    if (rs_current_task() && rs_scope_open(&(rs_scope_opts){ .name = "pool-destroy", .shield = true }, &s) != 0)
+        s = NULL;
+    p->o.destroy(p->o.ctx, res);
+    if (s)
+        rs_scope_close(s);
+}
+
+/* Frees the pool once nothing can reach it any more. Last use of p. */
+static void maybe_finish(rs_pool *p)
+{
+    if (!p->disposed || p->busy)
+        return;
+    if (p->disposer) {
+        rs__wait *w = p->disposer;
+        p->disposer = NULL;
+        rs__wait_wake(w, 0);
+    } else if (p->dispose_done && p->in_use == 0) {
+        free(p);
+    }
+}
+
+/* Destroys a resource that no count holds any more. May suspend. */
+static void destroy_item(rs_pool *p, pool_item *it)
+{
+    p->busy++;
+    p->destroying++;
+    call_destroy(p, it->res);
+    free(it);
+    p->destroying--;
+    p->busy--;
+    if (!p->disposed) {
+        pump(p);
+        ensure_min(p);
+    }
+}
+
+/* ------------------------------------------------------------ granting */
+
+static rs__grant *grant_new(rs_pool *p, pool_item *it, rs_task *t)
+{
+    rs__grant *gr = rs__grant_alloc();
+    if (!gr)
+        return NULL;
+    gr->ops = &pool_grant_ops;
+    gr->obj = p;
+    gr->task = t;
+    gr->n = 0;
+    gr->data = it;
+    gr->token = p->next_token++;
+    rs__grant_link(&p->held, gr);
+    p->in_use++;
+    return gr;
+}
+
+static void unbind(pool_waiter *pw)
+{
+    if (pw->job) {
+        pw->job->for_waiter = NULL;
+        pw->job = NULL;
+    }
+}
+
+/* Hands it (counted as idle by the caller, now leaving idle) to a queued waiter. */
+static void give(rs_pool *p, pool_waiter *pw, pool_item *it)
+{
+    unbind(pw);
+    rs__grant *gr = grant_new(p, it, pw->w.wait.task);
+    if (!gr) {
+        p->idle++;
+        idle_put(p, it);
+        rs__waitq_grant(&pw->w, -ENOMEM);
+        return;
+    }
+    rs__slot_set(&pw->slot, gr);
+    rs__waitq_grant(&pw->w, 0);
+}
+
+static int start_create(rs_pool *p, pool_waiter *pw);
+
+/* Restores invariants 1 and 2 after any change. Never suspends. */
+static void pump(rs_pool *p)
+{
+    if (p->disposed)
+        return;
+    rs__waiter *h;
+    while ((h = rs__waitq_head(&p->q)) && p->idle_head) {
+        pool_item *it = p->idle_head;
+        idle_unlink(p, it);
+        p->idle--;
+        give(p, (pool_waiter *)h, it);
+    }
+    /* Waiters that nothing is being created for, in queue order, while there is room. */
+    for (h = rs__waitq_head(&p->q); h && may_create(p);) {
+        pool_waiter *pw = (pool_waiter *)h;
+        h = h->next;
+        if (pw->job)
+            continue;
+        int rc = start_create(p, pw);
+        if (rc)
+            rs__waitq_grant(&pw->w, rc);
+    }
+}
+
+/* ------------------------------------------------------------ background tasks */
+
+static void job_link(rs_pool *p, pool_job *j)
+{
+    j->prev = NULL;
+    j->next = p->jobs;
+    if (p->jobs)
+        p->jobs->prev = j;
+    p->jobs = j;
+    p->busy++;
+}
+
+/* Last use of the job; may free the pool. */
+static void job_end(pool_job *j)
+{
+    rs_pool *p = j->pool;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        p->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    free(j);
+    p->busy--;
+    pump(p);
+    maybe_finish(p);
+}
+
+static int create_task(void *arg)
+{
+    pool_job *j = arg;
+    rs_pool *p = j->pool;
+    pool_item *it = j->item;
+    j->task = rs_current_task();
+    void *res = NULL;
+    int rc = p->disposed ? -ECANCELED : p->o.create(p->o.ctx, &res);
+    if (rc > 0)
+        rc = -EIO; /* create must return 0 or a negative errno */
+    j->task = NULL;
+    p->creating--;
+    pool_waiter *pw = j->for_waiter;
+    if (pw)
+        unbind(pw);
+    if (rc == 0) {
+        it->res = res;
+        if (p->disposed) {
+            destroy_item(p, it);
+        } else if (pw) {
+            give(p, pw, it);
+        } else {
+            p->idle++;
+            idle_put(p, it);
+        }
+    } else {
+        free(it);
+        if (pw)
+            rs__waitq_grant(&pw->w, rc);
+    }
+    job_end(j);
+    return 0; /* a background task never fails its (system) scope */
+}
+
+/* Starts a creation, for pw or (NULL) for nobody. 0 or a negative errno. */
+static int start_create(rs_pool *p, pool_waiter *pw)
+{
+    pool_job *j = calloc(1, sizeof *j);
+    pool_item *it = calloc(1, sizeof *it);
+    if (!j || !it) {
+        free(j);
+        free(it);
+        return -ENOMEM;
+    }
+    j->pool = p;
+    j->item = it;
+    int rc = rs__spawn_system(create_task, j, "pool-create", NULL);
+    if (rc) {
+        free(j);
+        free(it);
+        return rc;
+    }
+    job_link(p, j);
+    p->creating++;
+    if (pw) {
+        j->for_waiter = pw;
+        pw->job = j;
+    }
+    return 0;
+}
+
+static void ensure_min(rs_pool *p)
+{
+    while (may_create(p) && total(p) < p->o.min)
+        if (start_create(p, NULL) != 0)
+            return;
+}
+
+/* ------------------------------------------------------------ maintainer */
+
+static void maint_abort(rs__wait *w, int reason)
+{
+    maint_wait *mw = (maint_wait *)w;
+    mw->pool->maint = NULL;
+    rs__wait_wake(w, reason);
+}
+
+/* Wakes the sleeping maintainer if it would sleep past `when` (ns). */
+static void poke_maintainer(rs_pool *p, int64_t when)
+{
+    if (p->maint && (p->maint_deadline == 0 || when < p->maint_deadline)) {
+        maint_wait *mw = p->maint;
+        p->maint = NULL;
+        rs__wait_wake(&mw->wait, 0);
+    }
+}
+
+static int64_t next_wakeup(const rs_pool *p)
+{
+    int64_t t = p->o.check_interval_ms > 0 ? p->next_check : 0;
+    if (p->o.idle_timeout_ms > 0 && p->idle_tail && total(p) > p->o.min) {
+        int64_t expiry = p->idle_tail->idle_since + p->o.idle_timeout_ms * 1000000;
+        if (!t || expiry < t)
+            t = expiry;
+    }
+    return t;
+}
+
+/* Destroys the resources idle longer than idle_timeout_ms, down to min. */
+static void shrink(rs_pool *p)
+{
+    int64_t limit = p->o.idle_timeout_ms * 1000000;
+    while (!p->disposed && p->idle_tail && total(p) > p->o.min &&
+           rs__clock_ns() - p->idle_tail->idle_since >= limit) {
+        pool_item *it = p->idle_tail;
+        idle_unlink(p, it);
+        p->idle--;
+        destroy_item(p, it);
+    }
+}
+
+/* Checks every resource that was idle when the round began, oldest first.
+ * A resource under check counts as idle but cannot be handed out. */
+static void check_round(rs_pool *p)
+{
+    uint64_t round = ++p->round;
+    for (;;) {
+        pool_item *it = p->idle_tail;
+        while (it && it->checked_round == round)
+            it = it->prev;
+        if (!it || p->disposed)
+            return;
+        it->checked_round = round;
+        idle_unlink(p, it);
+        bool ok = p->o.check(p->o.ctx, it->res);
+        if (ok && !p->disposed) {
+            idle_insert(p, it); /* keeps its idle_since */
+            pump(p);
+        } else {
+            p->idle--;
+            destroy_item(p, it);
+        }
+    }
+}
+
+static int maintain_task(void *arg)
+{
+    pool_job *j = arg;
+    rs_pool *p = j->pool;
+    j->task = rs_current_task();
+    while (!p->disposed && rs__checkpoint() == 0) {
+        maint_wait mw = { .pool = p };
+        rs__wait_init(&mw.wait, maint_abort);
+        p->maint = &mw;
+        p->maint_deadline = next_wakeup(p);
+        int rc = rs__wait_park(&mw.wait, p->maint_deadline);
+        p->maint = NULL;
+        if (rc == -ECANCELED || p->disposed)
+            break;
+        if (p->o.idle_timeout_ms > 0)
+            shrink(p);
+        if (p->o.check_interval_ms > 0 && p->o.check && rs__clock_ns() >= p->next_check) {
+            check_round(p);
+            p->next_check = rs__clock_ns() + p->o.check_interval_ms * 1000000;
+        }
+    }
+    j->task = NULL;
+    job_end(j);
+    return 0;
+}
+
+static int start_maintainer(rs_pool *p)
+{
+    pool_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    j->pool = p;
+    int rc = rs__spawn_system(maintain_task, j, "pool-maintain", NULL);
+    if (rc) {
+        free(j);
+        return rc;
+    }
+    job_link(p, j);
+    return 0;
+}
+
+/* ------------------------------------------------------------ guards */
+
+static int pool_release(rs__grant *gr)
+{
+    rs_pool *p = gr->obj;
+    pool_item *it = gr->data;
+    rs__grant_unlink(&p->held, gr);
+    rs__grant_free(gr);
+    if (p->disposed) {
+        /* The pool is gone: the resource it lent is destroyed now. */
+        p->busy++;
+        p->destroying++;
+        call_destroy(p, it->res);
+        free(it);
+        p->destroying--;
+        p->busy--;
+        p->in_use--;
+        maybe_finish(p);
+        return -EALREADY;
+    }
+    p->in_use--;
+    rs__waiter *h = rs__waitq_head(&p->q);
+    if (h) {
+        give(p, (pool_waiter *)h, it); /* straight to the head waiter: no barging */
+    } else {
+        p->idle++;
+        idle_put(p, it);
+    }
+    return 0;
+}
+
+static int pool_discard(rs__grant *gr)
+{
+    rs_pool *p = gr->obj;
+    if (p->disposed)
+        return pool_release(gr);
+    pool_item *it = gr->data;
+    rs__grant_unlink(&p->held, gr);
+    rs__grant_free(gr);
+    p->in_use--;
+    destroy_item(p, it);
+    return 0;
+}
+
+static bool pool_held(const rs__grant *gr)
+{
+    const rs_pool *p = gr->obj;
+    return !p->disposed;
+}
+
+static void *pool_resource(const rs__grant *gr)
+{
+    const pool_item *it = gr->data;
+    return it->res;
+}
+
+/* ------------------------------------------------------------ disposal */
+
+static void pool_dispose(rs__scope_res *r)
+{
+    rs_pool *p = (rs_pool *)r;
+    p->disposed = true;
+    rs__waiter *h;
+    while ((h = rs__waitq_head(&p->q))) {
+        unbind((pool_waiter *)h);
+        rs__waitq_grant(h, -ECANCELED);
+    }
+    for (pool_job *j = p->jobs; j; j = j->next)
+        if (j->task)
+            rs_task_cancel(j->task);
+    if (p->maint) {
+        maint_wait *mw = p->maint;
+        p->maint = NULL;
+        rs__wait_wake(&mw->wait, -ECANCELED);
+    }
+    p->busy++; /* the destroys below must not finish the pool under us */
+    while (p->idle_head) {
+        pool_item *it = p->idle_head;
+        idle_unlink(p, it);
+        p->idle--;
+        destroy_item(p, it);
+    }
+    p->busy--;
+    while (p->busy) {
+        rs__wait w;
+        rs__wait_init(&w, NULL);
+        p->disposer = &w;
+        rs__wait_park(&w, 0);
+    }
+    p->dispose_done = true;
+    /* Resources still checked out are destroyed when their guards are released. */
+    if (p->in_use == 0)
+        free(p);
+}
+
+/* ------------------------------------------------------------ public */
+
+static bool opts_valid(const rs_pool_opts *o)
+{
+    return o && o->create && o->max > 0 && o->min <= o->max && o->acquire_timeout_ms >= 0 &&
+           o->check_interval_ms >= 0 && o->idle_timeout_ms >= 0;
+}
+
+int rs_pool_new(rs_scope *s, const rs_pool_opts *opts, rs_pool **out)
+{
+    if (!out || !opts_valid(opts))
+        return -EINVAL;
+    rs__worker *w = rs__worker_get();
+    if (!w || !w->current)
+        return -EPERM;
+    if (!s)
+        s = w->current->cur_scope;
+    rs_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->o = *opts;
+    rs__waitq_init(&p->q, NULL);
+    p->next_token = 1;
+    if (opts->check_interval_ms > 0)
+        p->next_check = rs__clock_ns() + opts->check_interval_ms * 1000000;
+    if ((opts->check_interval_ms > 0 && opts->check) || opts->idle_timeout_ms > 0) {
+        int rc = start_maintainer(p);
+        if (rc) {
+            free(p);
+            return rc;
+        }
+    }
+    p->res.dispose = pool_dispose;
+    rs__scope_attach(s, &p->res);
+    ensure_min(p);
+    *out = p;
+    return 0;
+}
+
+static void pool_waiter_abort(rs__wait *w, int reason)
+{
+    pool_waiter *pw = (pool_waiter *)w;
+    unbind(pw);
+    rs__waitq_remove(&pw->w);
+    rs__wait_wake(w, reason);
+    pump(pw->pool);
+}
+
+int rs_pool_acquire(rs_pool *p, const rs_acquire_opts *o, rs_guard *g)
+{
+    if (!p || !g || (o && o->timeout_ms < 0))
+        return -EINVAL;
+    int rc = rs__checkpoint();
+    if (rc)
+        return rc;
+    if (p->disposed)
+        return -ECANCELED;
+    rs_task *t = rs__worker_get()->current;
+    int priority = o ? o->priority : 0;
+    int64_t timeout = o && o->timeout_ms ? o->timeout_ms : p->o.acquire_timeout_ms;
+    const rs__waiter *h = rs__waitq_head(&p->q);
+    if (p->idle_head && (!h || h->priority < priority)) {
+        pool_item *it = p->idle_head;
+        rs__grant *gr = grant_new(p, it, t);
+        if (!gr)
+            return -ENOMEM;
+        idle_unlink(p, it);
+        p->idle--;
+        rs__guard_set(g, gr);
+        return 0;
+    }
+    pool_waiter pw = { .pool = p };
+    rs__wait_init(&pw.w.wait, pool_waiter_abort);
+    rs__waitq_insert(&p->q, &pw.w, priority);
+    pump(p);
+    rc = rs__wait_park(&pw.w.wait, rs__deadline_after_ms(timeout));
+    if (rc == 0)
+        rs__guard_from_slot(g, &pw.slot);
+    return rc;
+}
+
+int rs_pool_try_acquire(rs_pool *p, rs_guard *g)
+{
+    if (!p || !g)
+        return -EINVAL;
+    rs__worker *w = rs__worker_get();
+    if (!w || !w->current)
+        return -EPERM;
+    if (p->disposed || !p->idle_head || rs__waitq_head(&p->q))
+        return -EBUSY;
+    pool_item *it = p->idle_head;
+    rs__grant *gr = grant_new(p, it, w->current);
+    if (!gr)
+        return -ENOMEM;
+    idle_unlink(p, it);
+    p->idle--;
+    rs__guard_set(g, gr);
+    return 0;
+}
+
+int rs_pool_stats_get(const rs_pool *p, rs_pool_stats *st)
+{
+    if (!p || !st)
+        return -EINVAL;
+    st->idle = p->idle;
+    st->in_use = p->in_use;
+    st->creating = p->creating;
+    st->total = total(p);
+    st->waiting = p->q.len;
+    return 0;
+}

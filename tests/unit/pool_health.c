@@ -1,0 +1,144 @@
+/* The pool's background maintenance: health checks of idle resources only,
+ * replacement of failed ones, shrinking idle resources down to min, and
+ * background tasks that end with the pool. */
+#include "pool_support.h"
+
+static int only_idle_checked(void *arg)
+{
+    (void)arg;
+    res_ctx ctx = { 0 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 2, 2);
+    o.check = res_check;
+    o.check_interval_ms = 5;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    RS_YIELD_UNTIL(pool_stats(p).idle == 2);
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
+    intptr_t held = (intptr_t)rs_guard_resource(&g);
+    int before = ctx.nchecked;
+    RS_CHECK_OK(rs_sleep(60));
+    RS_CHECK(ctx.nchecked - before >= 3); /* several rounds ran */
+    for (int i = before; i < ctx.nchecked; i++)
+        RS_CHECK(ctx.checked_ids[i] != held);
+    RS_CHECK_OK(rs_guard_release(&g));
+    RS_CHECK_EQ(ctx.destroyed, 0);
+    RS_CHECK_POOL_CONSISTENT(p, &ctx, 2);
+    return 0;
+}
+
+Test(pool_health, only_idle_resources_are_checked, .timeout = 10)
+{
+    RS_RUN_OK(only_idle_checked, NULL);
+}
+
+static int failed_check_replaced(void *arg)
+{
+    (void)arg;
+    res_ctx ctx = { .bad_id = 1 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 2, 3);
+    o.check = res_check;
+    o.check_interval_ms = 5;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    RS_YIELD_UNTIL(ctx.destroyed == 1 && pool_stats(p).idle == 2);
+    RS_CHECK_EQ(ctx.created, 3); /* the broken one was replaced to keep min */
+    RS_CHECK_EQ(ctx.live, 2);
+    RS_CHECK_POOL_CONSISTENT(p, &ctx, 3);
+    /* The broken resource is never handed out again. */
+    for (int i = 0; i < 5; i++) {
+        rs_guard g = RS_GUARD_INIT;
+        RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
+        RS_CHECK((intptr_t)rs_guard_resource(&g) != 1);
+        RS_CHECK_OK(rs_guard_release(&g));
+    }
+    return 0;
+}
+
+Test(pool_health, failing_check_destroys_and_replaces, .timeout = 10)
+{
+    RS_RUN_OK(failed_check_replaced, NULL);
+}
+
+static int shrink_to_min(void *arg)
+{
+    (void)arg;
+    res_ctx ctx = { 0 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 1, 4);
+    o.idle_timeout_ms = 30;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    rs_guard g[4] = { RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT };
+    for (int i = 0; i < 4; i++)
+        RS_CHECK_OK(rs_pool_acquire(p, NULL, &g[i]));
+    RS_CHECK_EQ(pool_stats(p).total, 4);
+    for (int i = 0; i < 4; i++)
+        RS_CHECK_OK(rs_guard_release(&g[i]));
+    RS_CHECK_EQ(pool_stats(p).idle, 4);
+    RS_CHECK_OK(rs_sleep(10));
+    RS_CHECK_EQ(pool_stats(p).idle, 4); /* not idle long enough yet */
+    RS_YIELD_UNTIL(pool_stats(p).total == 1);
+    RS_CHECK_EQ(ctx.destroyed, 3);
+    RS_CHECK_OK(rs_sleep(60));
+    rs_pool_stats st = pool_stats(p);
+    RS_CHECK_EQ(st.total, 1); /* never below min */
+    RS_CHECK_EQ(st.idle, 1);
+    RS_CHECK_EQ(ctx.live, 1);
+    return 0;
+}
+
+Test(pool_health, idle_timeout_shrinks_down_to_min, .timeout = 10)
+{
+    RS_RUN_OK(shrink_to_min, NULL);
+}
+
+static int recently_used_kept(void *arg)
+{
+    (void)arg;
+    /* A resource in regular use never idles long enough to be destroyed. */
+    res_ctx ctx = { 0 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 2);
+    o.idle_timeout_ms = 40;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    for (int i = 0; i < 10; i++) {
+        rs_guard g = RS_GUARD_INIT;
+        RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
+        RS_CHECK_OK(rs_sleep(1));
+        RS_CHECK_OK(rs_guard_release(&g));
+        RS_CHECK_OK(rs_sleep(10));
+    }
+    RS_CHECK_EQ(ctx.created, 1);
+    RS_CHECK_EQ(ctx.destroyed, 0);
+    RS_YIELD_UNTIL(pool_stats(p).total == 0); /* then it idles out (min 0) */
+    RS_CHECK_EQ(ctx.destroyed, 1);
+    return 0;
+}
+
+Test(pool_health, resources_in_use_do_not_idle_out, .timeout = 10)
+{
+    RS_RUN_OK(recently_used_kept, NULL);
+}
+
+static int maintained_pool_in_root(void *arg)
+{
+    /* The pool lives until the root scope closes; its background tasks must
+     * end with it so that rs_run returns. */
+    res_ctx *ctx = arg;
+    rs_pool *p;
+    rs_pool_opts o = res_opts(ctx, 2, 3);
+    o.check = res_check;
+    o.check_interval_ms = 1000;
+    o.idle_timeout_ms = 1000;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    RS_YIELD_UNTIL(pool_stats(p).idle == 2);
+    return 0;
+}
+
+Test(pool_health, background_tasks_end_with_the_pool, .timeout = 10)
+{
+    res_ctx ctx = { 0 };
+    RS_RUN_OK(maintained_pool_in_root, &ctx);
+    cr_assert_eq(ctx.created, 2);
+    cr_assert_eq(ctx.destroyed, 2);
+}
