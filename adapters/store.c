@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/engine.h"
 #include "runtime/task.h"
 
 static const rs__store_ops *const backends[] = {
@@ -94,6 +95,7 @@ int rs_store_open(const char *url, const rs_store_opts *opts, rs_store **out)
         free(st);
         return rc;
     }
+    rs__dlock_register(); /* from now on rs_lock_new with a store goes to the engine */
     *out = st;
     return 0;
 }
