@@ -29,6 +29,7 @@ typedef struct rs_echo_result {
     int rc;                 /* 0, or the negative errno that stopped the client */
     double requests_per_s;  /* completed round trips per second, all connections together */
     uint64_t requests;      /* round trips in the window */
+    uint64_t total;         /* round trips from the first to the last, warm-up included */
     char note[160];         /* what failed, when rc != 0 */
 } rs_echo_result;
 

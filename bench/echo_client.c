@@ -182,6 +182,7 @@ static int drive(client *cl, const rs_echo_load *load, rs_echo_result *res)
             base = cl->completed;
         }
         if (counting && now >= window_end) {
+            res->total = cl->completed;
             res->requests = cl->completed - base;
             res->requests_per_s = (double)res->requests * 1e9 / (double)(now - counted_from);
             return 0;

@@ -122,10 +122,23 @@ typedef struct echo_case {
     char failure[200];          /* why the last measurement failed */
 } echo_case;
 
+#define MAX_REPS 1000
+
+/* The server's CPU time per request of every repetition (the first call of
+ * each case is rs_bench_compare's warm-up and is not kept). */
 typedef struct echo_impl {
     echo_case *c;
     serve_fn serve;
+    unsigned calls;
+    double cpu_us[MAX_REPS];
 } echo_impl;
+
+static double thread_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 static int pin_self(int cpu, cpu_set_t *old)
 {
@@ -158,15 +171,21 @@ static int measure(void *arg, double *requests_per_s)
     rs_echo_client client;
     rc = rs_echo_client_start(&load, &client);
     if (rc == 0) {
+        double cpu0 = thread_cpu_us();
         int serve_rc = impl->serve(lfd, client.done_fd);
+        double cpu = thread_cpu_us() - cpu0;
         rs_echo_result res;
         rc = rs_echo_client_finish(&client, &res);
-        if (rc)
+        if (rc) {
             snprintf(c->failure, sizeof c->failure, "%s", res.note);
-        else if (serve_rc)
+        } else if (serve_rc) {
             snprintf(c->failure, sizeof c->failure, "server: %s", rs_strerror(rc = serve_rc));
-        else
+        } else {
             *requests_per_s = res.requests_per_s;
+            if (impl->calls > 0 && impl->calls <= MAX_REPS && res.total)
+                impl->cpu_us[impl->calls - 1] = cpu / (double)res.total;
+            impl->calls++;
+        }
     }
     sched_setaffinity(0, sizeof old, &old);
     close(lfd);
@@ -222,27 +241,41 @@ static int run_echo(rs_bench *b)
     rs_bench_note(b, "%d-byte requests, one in flight per connection; %lld ms warm-up, %lld ms window per "
                      "repetition; every echoed byte checked by the client",
                   RS_ECHO_MSG, (long long)(c.warmup_ns / 1000000), (long long)(c.window_ns / 1000000));
-    rs_bench_note(b, "ratio = ringscope / peer in requests/s (higher is better)");
+    rs_bench_note(b, "ratio = ringscope / peer: requests/s (higher is better); server CPU = the server thread's "
+                     "CPU time (user + system, which includes the loopback TCP work done in its context) per request "
+                     "over the whole run, warm-up included (lower is better)");
 
-    echo_impl rs = { &c, ringscope_serve }, ep = { &c, rs_bench_epoll_echo_serve },
-              uv = { &c, rs_bench_libuv_echo_serve };
+    static echo_impl servers[3];
+    servers[0] = (echo_impl){ .c = &c, .serve = ringscope_serve };
+    servers[1] = (echo_impl){ .c = &c, .serve = rs_bench_epoll_echo_serve };
+    servers[2] = (echo_impl){ .c = &c, .serve = rs_bench_libuv_echo_serve };
     const rs_bench_impl impls[] = {
-        { "ringscope", measure, &rs },
-        { "epoll", measure, &ep },
-        { "libuv", measure, &uv },
+        { "ringscope", measure, &servers[0] },
+        { "epoll", measure, &servers[1] },
+        { "libuv", measure, &servers[2] },
     };
+    unsigned reps = rs_bench_reps(b) < MAX_REPS ? rs_bench_reps(b) : MAX_REPS;
     for (size_t i = 0; i < sizeof connections / sizeof connections[0]; i++) {
         c.connections = connections[i];
         char name[64];
         snprintf(name, sizeof name, "64-byte ping-pong, %u connection%s", c.connections,
                  c.connections == 1 ? "" : "s");
         c.failure[0] = '\0';
+        for (size_t k = 0; k < 3; k++)
+            servers[k].calls = 0;
         int rc = rs_bench_compare(b, name, "requests/s", impls, 3);
         if (rc) {
             if (c.failure[0])
                 rs_bench_note(b, "%s: %s", name, c.failure);
             return rc;
         }
+        /* The same runs seen from the server's side: its CPU time per request. */
+        snprintf(name, sizeof name, "server CPU, %u connection%s", c.connections, c.connections == 1 ? "" : "s");
+        double med[3];
+        for (size_t k = 0; k < 3; k++)
+            med[k] = rs_bench_samples(b, name, impls[k].name, servers[k].cpu_us, reps, "us/request");
+        for (size_t k = 1; k < 3; k++)
+            rs_bench_ratio(b, name, impls[0].name, impls[k].name, med[0] / med[k]);
     }
     return 0;
 }
