@@ -1,0 +1,254 @@
+/* Stress: many tasks hammering one lock (exclusive and read-write) with
+ * switches inside the critical section, then the same with random timeouts,
+ * task cancellations and scope timeouts. Mutual exclusion never breaks, no
+ * wake-up is lost (every waiter ends), nothing leaks (ASan), and the lock is
+ * free and empty at the end. */
+#include "support.h"
+
+#define TASKS 64
+#define ROUNDS 10000
+
+typedef struct shared {
+    rs_lock *lock;
+    int inside;     /* tasks in the exclusive critical section */
+    int readers;    /* tasks in a read section */
+    long entries;
+    long overlaps;  /* must stay 0 */
+    uint64_t last_token;
+    long token_errors;
+} shared;
+
+static uint32_t next_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void enter_exclusive(shared *sh, const rs_guard *g)
+{
+    if (sh->inside != 0 || sh->readers != 0)
+        sh->overlaps++;
+    sh->inside++;
+    sh->entries++;
+    uint64_t t = rs_guard_token(g);
+    if (t <= sh->last_token)
+        sh->token_errors++;
+    sh->last_token = t;
+}
+
+static void leave_exclusive(shared *sh)
+{
+    sh->inside--;
+}
+
+/* ------------------------------------------------------------ plain */
+
+static int hammer(void *p)
+{
+    shared *sh = p;
+    for (int i = 0; i < ROUNDS; i++) {
+        RS_GUARD(g);
+        RS_CHECK_OK(rs_lock_acquire(sh->lock, NULL, &g));
+        enter_exclusive(sh, &g);
+        RS_CHECK_OK(rs_yield());
+        leave_exclusive(sh);
+    }
+    return 0;
+}
+
+static int plain(void *arg)
+{
+    (void)arg;
+    shared sh = { 0 };
+    RS_CHECK_OK(rs_lock_new(NULL, NULL, &sh.lock));
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    for (int i = 0; i < TASKS; i++)
+        RS_CHECK_OK(rs_spawn(s, hammer, &sh, NULL, NULL));
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_EQ(sh.overlaps, 0);
+    RS_CHECK_EQ(sh.token_errors, 0);
+    RS_CHECK_EQ(sh.entries, (long)TASKS * ROUNDS);
+    rs_lock_stats st;
+    RS_CHECK_OK(rs_lock_stats_get(sh.lock, &st));
+    RS_CHECK(!st.exclusive && st.pending == 0);
+    return 0;
+}
+
+Test(lock_stress, sixty_four_tasks_ten_thousand_acquisitions_never_overlap, .timeout = 300)
+{
+    RS_RUN_OK(plain, NULL);
+}
+
+/* ------------------------------------------------------------ read-write */
+
+static int rw_hammer(void *p)
+{
+    shared *sh = p;
+    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() | 1u;
+    for (int i = 0; i < ROUNDS / 4; i++) {
+        RS_GUARD(g);
+        bool write = next_rand(&seed) % 8 == 0;
+        int prio = (int)(next_rand(&seed) % 3);
+        if (write) {
+            RS_CHECK_OK(rs_lock_write(sh->lock, &(rs_acquire_opts){ .priority = prio }, &g));
+            enter_exclusive(sh, &g);
+            RS_CHECK_OK(rs_yield());
+            leave_exclusive(sh);
+        } else {
+            RS_CHECK_OK(rs_lock_read(sh->lock, &(rs_acquire_opts){ .priority = prio }, &g));
+            if (sh->inside)
+                sh->overlaps++;
+            sh->readers++;
+            RS_CHECK_OK(rs_yield());
+            sh->readers--;
+        }
+    }
+    return 0;
+}
+
+static int readers_writers(void *arg)
+{
+    (void)arg;
+    shared sh = { 0 };
+    RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = true }, &sh.lock));
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    for (int i = 0; i < TASKS; i++)
+        RS_CHECK_OK(rs_spawn(s, rw_hammer, &sh, NULL, NULL));
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_EQ(sh.overlaps, 0);
+    RS_CHECK_EQ(sh.token_errors, 0);
+    rs_lock_stats st;
+    RS_CHECK_OK(rs_lock_stats_get(sh.lock, &st));
+    RS_CHECK(!st.exclusive && st.readers == 0 && st.pending == 0);
+    return 0;
+}
+
+Test(lock_stress, readers_and_writers_never_overlap, .timeout = 300)
+{
+    RS_RUN_OK(readers_writers, NULL);
+}
+
+/* ------------------------------------------------------------ chaos */
+
+typedef struct chaos {
+    shared sh;
+    long attempts, granted, timed_out, cancelled;
+    long bad_results;
+} chaos;
+
+typedef struct attempt {
+    chaos *c;
+    uint32_t seed;
+} attempt;
+
+/* One acquisition that may time out or be cancelled; counts its outcome. */
+static int one_attempt(chaos *c, uint32_t *seed, int64_t timeout_ms)
+{
+    rs_guard g = RS_GUARD_INIT;
+    int prio = (int)(next_rand(seed) % 4);
+    int rc = rs_lock_acquire(c->sh.lock, &(rs_acquire_opts){ .priority = prio, .timeout_ms = timeout_ms }, &g);
+    c->attempts++;
+    if (rc == 0) {
+        c->granted++;
+        enter_exclusive(&c->sh, &g);
+        /* Switches inside, now and then a sleep so that queues grow long and
+         * timeouts expire; a cancellation meanwhile does not take the lock away. */
+        uint32_t r = next_rand(seed);
+        if (r % 64 == 0)
+            rs_sleep(1);
+        for (uint32_t i = 0; i < r % 3; i++)
+            rs_yield();
+        leave_exclusive(&c->sh);
+        if (rs_guard_release(&g) != 0)
+            c->bad_results++;
+    } else if (rc == -ETIMEDOUT) {
+        c->timed_out++;
+    } else if (rc == -ECANCELED) {
+        c->cancelled++;
+    } else {
+        c->bad_results++;
+    }
+    if (rc != 0 && rs_guard_held(&g))
+        c->bad_results++;
+    return rc;
+}
+
+static int victim(void *p)
+{
+    attempt *a = p;
+    one_attempt(a->c, &a->seed, 0);
+    return 0;
+}
+
+static int chaos_worker(void *p)
+{
+    chaos *c = p;
+    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() * 2654435761u | 1u;
+    for (int i = 0; i < ROUNDS / 10; i++) {
+        switch (next_rand(&seed) % 4) {
+        case 0: /* plain */
+            one_attempt(c, &seed, 0);
+            break;
+        case 1: /* own timeout */
+            one_attempt(c, &seed, 1 + next_rand(&seed) % 2);
+            break;
+        case 2: { /* inside a scope with a timeout */
+            rs_scope *s;
+            RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 1 + next_rand(&seed) % 2 }, &s));
+            one_attempt(c, &seed, 0);
+            int rc = rs_scope_close(s);
+            RS_CHECK(rc == 0 || rc == -ETIMEDOUT);
+            break;
+        }
+        default: { /* a task cancelled after a few switches */
+            attempt a = { c, next_rand(&seed) };
+            rs_task *t;
+            RS_CHECK_OK(rs_spawn(rs_current_scope(), victim, &a, NULL, &t));
+            int n = (int)(next_rand(&seed) % 4);
+            for (int k = 0; k < n; k++)
+                RS_CHECK_OK(rs_yield());
+            rs_task_cancel(t);
+            int rc;
+            RS_CHECK_OK(rs_task_join(t, &rc));
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+static int chaos_run(void *arg)
+{
+    (void)arg;
+    chaos c = { 0 };
+    RS_CHECK_OK(rs_lock_new(NULL, NULL, &c.sh.lock));
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    for (int i = 0; i < TASKS; i++)
+        RS_CHECK_OK(rs_spawn(s, chaos_worker, &c, NULL, NULL));
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_EQ(c.sh.overlaps, 0);
+    RS_CHECK_EQ(c.sh.token_errors, 0);
+    RS_CHECK_EQ(c.bad_results, 0);
+    RS_CHECK_EQ(c.attempts, c.granted + c.timed_out + c.cancelled);
+    RS_CHECK_EQ(c.sh.entries, c.granted);
+    cr_log_info("chaos: %ld attempts, %ld granted, %ld timed out, %ld cancelled", c.attempts, c.granted,
+                c.timed_out, c.cancelled);
+    RS_CHECK(c.granted > 0 && c.timed_out > 0 && c.cancelled > 0);
+    rs_lock_stats st;
+    RS_CHECK_OK(rs_lock_stats_get(c.sh.lock, &st));
+    RS_CHECK(!st.exclusive && st.pending == 0);
+    /* Still a working lock. */
+    RS_GUARD(g);
+    RS_CHECK_OK(rs_lock_try_acquire(c.sh.lock, &g));
+    return 0;
+}
+
+Test(lock_stress, random_timeouts_and_cancellations_lose_no_wakeup, .timeout = 300)
+{
+    RS_RUN_OK(chaos_run, NULL);
+}
