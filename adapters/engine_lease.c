@@ -301,7 +301,7 @@ void rs__lease_start(lease *ls, rs__grant *gr, int64_t send_ns)
         l->excl = gr;
     }
     rs__grant_link(&l->held, gr);
-    schedule_next(ls, rs__clock_ns());
+    schedule_next(ls, send_ns); /* counted from the request: a little early, never late */
 }
 
 /* ------------------------------------------------------------ grant ops */
