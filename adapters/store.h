@@ -110,9 +110,11 @@
  * intent, a lease found expired. Promises and limits:
  *   - at least once per observed event, possibly spuriously (the engine
  *     simply retries);
- *   - never lost between watch and unwatch for events the backend observes
- *     (the engine watches BEFORE its first attempt, so a release between its
- *     failed attempt and its wait is not missed);
+ *   - never lost between watch and unwatch for events the backend observes.
+ *     The engine starts watching after its first refused attempt and then
+ *     attempts once more before it waits, so a release in between is not
+ *     missed; afterwards it counts changed() calls around each attempt and
+ *     retries at once when one came in while the attempt was on the way;
  *   - best effort: an event the backend cannot see (a lease expiring on a
  *     server without expiry notifications, a release by another runtime of
  *     the memory store in another thread) produces no call. The engine
