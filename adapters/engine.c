@@ -52,15 +52,23 @@ static int64_t jittered_ns(int64_t backoff_ms)
     return half + (int64_t)(rs__dlock_random() % (uint64_t)(half + 1));
 }
 
+/* A waiter that stops contending without a grant takes back what its
+ * attempts may have left in the store: its write intent, and a lease that an
+ * attempt without an answer may have been granted (its owner is this
+ * waiter's alone: exclusive grants of the key are one at a time here, read
+ * owners are numbered). */
 static void withdraw_intent(dlock *l, dwaiter *dw, const lease *ls)
 {
-    if (!dw->intent)
+    if (!dw->intent && !dw->unsure)
         return;
-    dw->intent = false;
     rs__shield sh;
     rs__shield_enter(&sh, l->st);
-    l->st->ops->withdraw(l->st, l->dk->key, ls->owner);
+    if (dw->unsure)
+        l->st->ops->release(l->st, l->dk->key, (rs_lock_mode)dw->w.n, ls->owner);
+    if (dw->intent)
+        l->st->ops->withdraw(l->st, l->dk->key, ls->owner);
     rs__shield_leave(&sh);
+    dw->intent = dw->unsure = false;
 }
 
 static bool my_turn(const dkey *dk, const dwaiter *dw)
@@ -88,12 +96,18 @@ static int attempt(dlock *l, dwaiter *dw, const lease *ls, int64_t deadline, int
     unsigned seen = dk->changes;
     *send = rs__clock_ns();
     int rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, flags, &res);
-    if (rc == 0)
+    if (rc == 0) {
         *token = res.token;
-    if (rc != -EBUSY)
-        return rc;
+        return 0;
+    }
     if (flags)
         dw->intent = true;
+    if (rc != -EBUSY) {
+        /* No answer (connection lost, cancelled mid-flight): the server may
+         * have granted it. Leaving will give that lease back. */
+        dw->unsure = l->st->ops->suspends;
+        return rc;
+    }
     /* Watch from the first refusal on, then look again: a release between
      * the refusal and the watch would otherwise go unnoticed. */
     if (!dk->watching && dk->st->ops->watch && rs__dkey_watch(dk) == 0)
@@ -178,8 +192,8 @@ static void install(dlock *l, lease *ls, rs__grant *gr, rs_lock_mode mode, uint6
     rs__lease_start(ls, gr, send);
 }
 
-/* The store granted a lease that nobody will hold (the lock is being
- * disposed): give it straight back. */
+/* The store granted (or may have granted) a lease that nobody will hold:
+ * give it straight back. */
 static void give_back(dlock *l, const lease *ls, rs_lock_mode mode)
 {
     rs__shield sh;
@@ -284,6 +298,8 @@ static int dl_try_acquire(rs_lock *base, rs_lock_mode mode, rs_guard *g)
     rs__store_grant res = { 0, -1 };
     int64_t send = rs__clock_ns();
     rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, 0, &res);
+    if (rc != 0 && rc != -EBUSY && l->st->ops->suspends)
+        give_back(l, ls, mode); /* no answer: it may have been granted */
     if (rc == 0 && l->disposing) {
         give_back(l, ls, mode);
         rc = -ECANCELED;

@@ -76,6 +76,7 @@ struct dwaiter {
     dlock *lock;
     bool parked;                 /* invariant 4 */
     bool intent;                 /* an attempt may have left a write intent */
+    bool unsure;                 /* an attempt failed without an answer: it may have been granted */
 };
 
 struct dlock {

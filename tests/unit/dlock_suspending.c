@@ -16,6 +16,7 @@ static struct {
     int64_t delay_ms;        /* before every operation */
     int64_t extend_delay_ms; /* extra, before extend */
     int extend_error;        /* extend answers this instead (0: normal) */
+    int acquire_lost_answer; /* acquire is done, then answers this (the reply was lost) */
     unsigned extends;
     unsigned acquires_in_flight, max_acquires_in_flight;
 } fake;
@@ -33,7 +34,10 @@ static int f_acquire(rs_store *st, const char *key, rs_lock_mode mode, const cha
         fake.max_acquires_in_flight = fake.acquires_in_flight;
     int rc = round_trip(fake.delay_ms);
     fake.acquires_in_flight--;
-    return rc ? rc : rs__store_memory_ops.acquire(st, key, mode, owner, ttl_ms, flags, out);
+    if (rc)
+        return rc;
+    rc = rs__store_memory_ops.acquire(st, key, mode, owner, ttl_ms, flags, out);
+    return fake.acquire_lost_answer ? fake.acquire_lost_answer : rc;
 }
 
 static int f_release(rs_store *st, const char *key, rs_lock_mode mode, const char *owner)
@@ -196,6 +200,22 @@ SLOW_TEST(try_never_barges_past_a_waiter, 10)
     RS_CHECK_EQ(c.rc, 0);
     RS_CHECK_OK(rs_lock_try_acquire(l, &g)); /* one round trip on a free key */
     return rs_guard_release(&g);
+}
+
+SLOW_TEST(unanswered_attempt_is_given_back, 10)
+{
+    fake.delay_ms = 2;
+    fake.acquire_lost_answer = -ECONNRESET; /* granted on the server, the answer never arrives */
+    rs_lock *l;
+    RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .store = st, .key = "lost-answer" }, &l));
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_EQ(rs_lock_acquire(l, NULL, &g), -ECONNRESET);
+    RS_CHECK(!rs_guard_held(&g));
+    fake.acquire_lost_answer = 0;
+    rs_lock_info info;
+    RS_CHECK_EQ(rs_store_inspect(st, "lost-answer", &info), -ENOENT); /* not left to block others for a TTL */
+    RS_CHECK_OK(rs_store_acquire(st, "lost-answer", RS_LOCK_EXCLUSIVE, "other", 1000, NULL));
+    return rs_store_release(st, "lost-answer", RS_LOCK_EXCLUSIVE, "other");
 }
 
 /* ------------------------------------------------------------ renewal */
