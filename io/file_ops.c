@@ -13,7 +13,7 @@ int rs_open(const char *path, int flags, mode_t mode)
         return rc;
     if (!path)
         return -EINVAL;
-    struct io_uring_sqe *sqe = rs__io_sqe();
+    struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return -EBUSY;
     io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
@@ -40,7 +40,7 @@ int rs_close(int fd)
         return rc;
     if (fd < 0)
         return -EBADF;
-    struct io_uring_sqe *sqe = rs__io_sqe();
+    struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return close_now(fd);
     io_uring_prep_close(sqe, fd);
@@ -57,7 +57,7 @@ int rs_fsync(int fd)
         return rc;
     if (fd < 0)
         return -EBADF;
-    struct io_uring_sqe *sqe = rs__io_sqe();
+    struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return -EBUSY;
     io_uring_prep_fsync(sqe, fd, 0);

@@ -4,7 +4,9 @@
  * -EPERM outside a task; (2) validates its arguments; (3) takes an SQE,
  * prepares it and hands it to rs__io_run before anything can suspend (an SQE
  * taken from the ring is submitted with the next batch whether or not it was
- * prepared, so nothing may fail between taking and running it).
+ * prepared, so nothing may fail between taking and running it). When the ring
+ * cannot give an SQE even after flushing (rs__uring_sqe returns NULL), the
+ * call fails with -EBUSY instead of waiting on a ring that makes no progress.
  *
  * Submission is batched by the worker loop: rs__io_run only queues the SQE
  * and parks the task; the one io_uring_enter of the next round submits it
@@ -28,14 +30,6 @@
 static inline unsigned rs__io_count(size_t len)
 {
     return len > RS_IO_MAX_COUNT ? RS_IO_MAX_COUNT : (unsigned)len;
-}
-
-/* An SQE for the calling task (which has passed rs__checkpoint), or NULL when
- * the ring cannot take one even after flushing: the call then fails with
- * -EBUSY instead of waiting on a ring that cannot make progress. */
-static inline struct io_uring_sqe *rs__io_sqe(void)
-{
-    return rs__uring_sqe();
 }
 
 /* Runs a prepared SQE to completion; see rs__uring_op_run. */

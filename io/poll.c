@@ -7,7 +7,7 @@
  * POLLHUP to the mask, as poll(2) does. */
 static int poll_once(int fd, short events, int64_t deadline_ns)
 {
-    struct io_uring_sqe *sqe = rs__io_sqe();
+    struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return -EBUSY;
     io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events);

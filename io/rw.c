@@ -26,7 +26,7 @@ ssize_t rs_read(int fd, void *buf, size_t len, int64_t offset)
     if (rc)
         return rc;
     for (;;) {
-        struct io_uring_sqe *sqe = rs__io_sqe();
+        struct io_uring_sqe *sqe = rs__uring_sqe();
         if (!sqe)
             return -EBUSY;
         io_uring_prep_read(sqe, fd, buf, rs__io_count(len), (uint64_t)offset);
@@ -48,7 +48,7 @@ ssize_t rs_write(int fd, const void *buf, size_t len, int64_t offset)
     if (rc)
         return rc;
     for (;;) {
-        struct io_uring_sqe *sqe = rs__io_sqe();
+        struct io_uring_sqe *sqe = rs__uring_sqe();
         if (!sqe)
             return -EBUSY;
         io_uring_prep_write(sqe, fd, buf, rs__io_count(len), (uint64_t)offset);

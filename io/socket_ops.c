@@ -31,7 +31,7 @@ ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
     if (rc)
         return rc;
     for (;;) {
-        struct io_uring_sqe *sqe = rs__io_sqe();
+        struct io_uring_sqe *sqe = rs__uring_sqe();
         if (!sqe)
             return -EBUSY;
         io_uring_prep_recv(sqe, fd, buf, rs__io_count(len), flags);
@@ -56,7 +56,7 @@ ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
         return rc;
     flags |= MSG_NOSIGNAL;
     for (;;) {
-        struct io_uring_sqe *sqe = rs__io_sqe();
+        struct io_uring_sqe *sqe = rs__uring_sqe();
         if (!sqe)
             return -EBUSY;
         io_uring_prep_send(sqe, fd, buf, rs__io_count(len), flags);
@@ -84,7 +84,7 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
         return -EINVAL;
     for (;;) {
-        struct io_uring_sqe *sqe = rs__io_sqe();
+        struct io_uring_sqe *sqe = rs__uring_sqe();
         if (!sqe)
             return -EBUSY;
         io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
@@ -101,7 +101,7 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
  * cancelled connect leaves a socket that is only good for closing. */
 int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns)
 {
-    struct io_uring_sqe *sqe = rs__io_sqe();
+    struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return -EBUSY;
     io_uring_prep_connect(sqe, fd, addr, addrlen);
