@@ -46,7 +46,7 @@
 
 #define RS__DLOCK_TTL_DEFAULT 30000
 #define RS__DLOCK_BACKOFF_MIN_MS 5
-#define RS__DLOCK_BACKOFF_MAX_MS 200 /* well under RS__STORE_INTENT_MS / 4 */
+#define RS__DLOCK_BACKOFF_MAX_MS 200 /* a waiting writer refreshes its intent this often: << RS__STORE_INTENT_MS */
 /* Read grants get their own store owner: the lock's owner + "#r" + a number. */
 #define RS__DLOCK_OWNER_MAX (RS__STORE_OWNER_MAX - 24)
 

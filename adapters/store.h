@@ -49,9 +49,9 @@
  * the exclusive class removes the grantee's own intent; withdraw removes it
  * without a grant (the waiter timed out or was cancelled); an intent whose
  * writer went away expires by itself. A waiting writer must therefore retry
- * (with RS__ACQ_INTENT) at least every RS__STORE_INTENT_MS / 4: the engine's
- * backoff is capped well below that. An acquire without RS__ACQ_INTENT has no
- * side effect when it fails.
+ * (with RS__ACQ_INTENT) well within RS__STORE_INTENT_MS: the engine retries at
+ * least every RS__DLOCK_BACKOFF_MAX_MS (200 ms) plus one round trip. An
+ * acquire without RS__ACQ_INTENT has no side effect when it fails.
  *
  * release / extend: check the owner atomically with the change (one script,
  * one statement, one findAndModify: never read-then-delete). The lease of
