@@ -28,6 +28,7 @@
 #define RS_SYNC_GUARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ringscope/runtime.h>
@@ -84,10 +85,19 @@ typedef struct rs__grant_slab rs__grant_slab;
 
 /* The calling worker's record pool. Created on first use and attached to the
  * runtime's top scope, whose disposal (the last step of rs_run) frees it. */
+typedef struct rs__stable_block rs__stable_block;
+
+#define RS__STABLE_CLASSES 8
+
 typedef struct rs__grant_pool {
     rs__scope_res res;
     rs__grant_slab *slabs;
     rs__grant *free;
+    rs__stable_block *blocks; /* every stable block, for teardown */
+    struct {
+        size_t size;              /* 0: unused class */
+        rs__stable_block *free;   /* recycled blocks of that size */
+    } classes[RS__STABLE_CLASSES];
 } rs__grant_pool;
 
 extern __thread rs__grant_pool *rs__tls_grants __attribute__((tls_model("initial-exec")));
@@ -120,6 +130,16 @@ static inline void rs__grant_free(rs__grant *gr)
         p->free = gr;
     }
 }
+
+/* Stable memory for objects that embed a grant record (an in-memory lock
+ * embeds the record of its exclusive holder, so that the fast path allocates
+ * nothing): blocks are recycled per size on the calling worker and returned
+ * to the allocator only when rs_run tears the worker down, like records.
+ * rs__stable_alloc returns zeroed memory the first time a block is made and
+ * the block as it was left when it is recycled (so an embedded record keeps
+ * its generation); NULL on -ENOMEM or outside a runtime. */
+void *rs__stable_alloc(size_t size, bool *recycled);
+void rs__stable_free(void *obj);
 
 /* ------------------------------------------------------------ guards */
 

@@ -9,6 +9,7 @@
 #include "runtime/scope.h"
 #include "runtime/task.h"
 #include "sync/lock_backend.h"
+#include "sync/lock_mem.h"
 
 #define KEY_MAX 512
 
@@ -92,10 +93,19 @@ static inline int check_try(const rs_lock *l, const rs_guard *g, bool rw)
 
 int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
 {
-    int rc = check_blocking(l, o, g, false);
-    if (rc)
-        return rc;
-    return l->ops->acquire(l, RS_LOCK_EXCLUSIVE, o ? o : &default_acquire_opts, g);
+    if (__builtin_expect(!l || !g || (o && o->timeout_ms < 0) || l->rw, 0))
+        return -EINVAL;
+    rs__worker *w = rs__worker_get();
+    if (__builtin_expect(!w || !w->current, 0))
+        return -EPERM;
+    rs_task *t = w->current;
+    if (__builtin_expect(rs__task_cancelled(t), 0))
+        return -ECANCELED;
+    if (!o)
+        o = &default_acquire_opts;
+    if (l->ops == &rs__mem_lock_ops) /* the in-memory fast path, inline */
+        return rs__mem_acquire((mem_lock *)l, RS_LOCK_EXCLUSIVE, o, g, t);
+    return l->ops->acquire(l, RS_LOCK_EXCLUSIVE, o, g);
 }
 
 int rs_lock_read(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)

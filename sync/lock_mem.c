@@ -12,8 +12,9 @@
  *     once only if it is compatible with the holders and every queued waiter
  *     has a lower priority (it would be the head), so nothing barges past a
  *     waiter of equal or higher priority.
- *  4. Every live grant is in held; the fast path allocates nothing but a
- *     pooled record and arms no timer. */
+ *  4. The exclusive holder's grant is the record embedded in the lock; each
+ *     reader's grant is a pooled record in held. The fast path (free lock,
+ *     nobody queued) allocates nothing, arms no timer, makes no call. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -22,44 +23,42 @@
 #include "runtime/waitq.h"
 #include "sync/guard.h"
 #include "sync/lock_backend.h"
-
-typedef struct mem_lock {
-    struct rs_lock base;
-    rs__waitq q;
-    rs__grant *excl;     /* the exclusive holder or the writer */
-    unsigned readers;
-    rs__grant_list held; /* every live grant, for disposal */
-    uint64_t next_token; /* fencing tokens: 1, 2, 3 ... */
-} mem_lock;
+#include "sync/lock_mem.h"
 
 typedef struct mem_waiter {
     rs__waiter w; /* w.n: the mode */
     rs__grant_slot slot;
+    mem_lock *lock;
 } mem_waiter;
 
-static int mem_release(rs__grant *gr);
+static int release_excl(rs__grant *gr);
+static int release_read(rs__grant *gr);
 
-static const rs__grant_ops mem_grant_ops = {
-    .release = mem_release,
-    /* discard, held, token, lost, extend, resource: the defaults (not a lease) */
-};
+/* discard, held, token, lost, extend, resource: the defaults (not a lease).
+ * rs_guard_release recognises the exclusive ops and releases inline. */
+const rs__grant_ops rs__mem_excl_grant_ops = { .release = release_excl };
+static const rs__grant_ops read_grant_ops = { .release = release_read };
 
-static inline rs__grant *grant_new(mem_lock *ml, rs_lock_mode mode, rs_task *t)
+#define grant_excl rs__mem_grant_excl
+
+static rs__grant *grant_read(mem_lock *ml, rs_task *t)
 {
     rs__grant *gr = rs__grant_alloc();
     if (__builtin_expect(!gr, 0))
         return NULL;
-    gr->ops = &mem_grant_ops;
+    gr->ops = &read_grant_ops;
     gr->obj = ml;
     gr->task = t;
-    gr->n = mode;
+    gr->n = RS_LOCK_READ;
     gr->token = ml->next_token++;
     rs__grant_link(&ml->held, gr);
-    if (mode == RS_LOCK_READ)
-        ml->readers++;
-    else
-        ml->excl = gr;
+    ml->readers++;
     return gr;
+}
+
+static inline rs__grant *grant_new(mem_lock *ml, rs_lock_mode mode, rs_task *t)
+{
+    return mode == RS_LOCK_READ ? grant_read(ml, t) : grant_excl(ml, mode, t);
 }
 
 static inline bool compatible(const mem_lock *ml, rs_lock_mode mode)
@@ -68,7 +67,7 @@ static inline bool compatible(const mem_lock *ml, rs_lock_mode mode)
 }
 
 /* Grants the head while it can be granted (invariant 2). */
-static void pump(mem_lock *ml)
+void rs__mem_pump(mem_lock *ml)
 {
     rs__waiter *h;
     while ((h = rs__waitq_head(&ml->q)) && compatible(ml, (rs_lock_mode)h->n)) {
@@ -85,23 +84,47 @@ static void pump(mem_lock *ml)
     }
 }
 
-static void kick(rs__waitq *q)
+static int release_excl(rs__grant *gr)
 {
-    pump((mem_lock *)((char *)q - offsetof(mem_lock, q)));
+    return rs__mem_release_excl(gr);
 }
 
-static int mem_release(rs__grant *gr)
+static int release_read(rs__grant *gr)
 {
     mem_lock *ml = gr->obj;
-    if (gr->n == RS_LOCK_READ)
-        ml->readers--;
-    else
-        ml->excl = NULL;
+    ml->readers--;
     rs__grant_unlink(&ml->held, gr);
     rs__grant_free(gr);
     if (rs__waitq_head(&ml->q))
-        pump(ml);
+        rs__mem_pump(ml);
     return 0;
+}
+
+/* A waiter leaves without a grant (deadline or cancellation): the ones
+ * behind it may now be grantable. */
+static void waiter_abort(rs__wait *w, int reason)
+{
+    mem_waiter *mw = (mem_waiter *)w;
+    mem_lock *ml = mw->lock;
+    rs__waitq_remove(&mw->w);
+    rs__wait_wake(w, reason);
+    rs__mem_pump(ml);
+}
+
+/* Queues the calling task t and parks it until a grant, its deadline or its
+ * cancellation (rs__waitq_wait, unrolled: this is the path of every hand-off). */
+static int wait_for_grant(mem_lock *ml, rs_lock_mode mode, const rs_acquire_opts *o, rs_guard *g, rs_task *t)
+{
+    (void)t; /* rs__wait_init names the calling task itself */
+    mem_waiter mw;
+    rs__wait_init(&mw.w.wait, waiter_abort);
+    mw.w.n = mode;
+    mw.lock = ml;
+    rs__waitq_insert(&ml->q, &mw.w, o->priority);
+    int rc = rs__wait_park(&mw.w.wait, o->timeout_ms ? rs__deadline_after_ms(o->timeout_ms) : 0);
+    if (rc == 0)
+        rs__guard_from_slot(g, &mw.slot);
+    return rc;
 }
 
 static inline bool holds_exclusively(const mem_lock *ml, const rs_task *t)
@@ -109,10 +132,10 @@ static inline bool holds_exclusively(const mem_lock *ml, const rs_task *t)
     return ml->excl && ml->excl->task == t;
 }
 
-static int mem_acquire(rs_lock *l, rs_lock_mode mode, const rs_acquire_opts *o, rs_guard *g)
+/* Anything but "free and nobody queued": self-deadlock check, the priority
+ * rule of invariant 3, and waiting. */
+int rs__mem_acquire_slow(mem_lock *ml, rs_lock_mode mode, const rs_acquire_opts *o, rs_guard *g, rs_task *t)
 {
-    mem_lock *ml = (mem_lock *)l;
-    rs_task *t = rs__worker_get()->current;
     if (holds_exclusively(ml, t))
         return -EDEADLK;
     const rs__waiter *h = rs__waitq_head(&ml->q);
@@ -123,12 +146,12 @@ static int mem_acquire(rs_lock *l, rs_lock_mode mode, const rs_acquire_opts *o, 
         rs__guard_set(g, gr);
         return 0;
     }
-    mem_waiter mw;
-    mw.w.n = mode;
-    int rc = rs__waitq_wait(&ml->q, &mw.w, o->priority, rs__deadline_after_ms(o->timeout_ms));
-    if (rc == 0)
-        rs__guard_from_slot(g, &mw.slot);
-    return rc;
+    return wait_for_grant(ml, mode, o, g, t);
+}
+
+static int mem_acquire(rs_lock *l, rs_lock_mode mode, const rs_acquire_opts *o, rs_guard *g)
+{
+    return rs__mem_acquire((mem_lock *)l, mode, o, g, rs__worker_get()->current);
 }
 
 static int mem_try_acquire(rs_lock *l, rs_lock_mode mode, rs_guard *g)
@@ -164,10 +187,12 @@ static void mem_dispose(rs_lock *l)
         rs__grant_unlink(&ml->held, gr);
         rs__grant_free(gr);
     }
-    free(ml);
+    ml->xrec.gen++; /* ends the exclusive grant, if any; the record stays readable */
+    ml->excl = NULL;
+    rs__stable_free(ml);
 }
 
-static const rs__lock_ops mem_lock_ops = {
+const rs__lock_ops rs__mem_lock_ops = {
     .kind = "memory",
     .acquire = mem_acquire,
     .try_acquire = mem_try_acquire,
@@ -179,11 +204,17 @@ int rs__lock_mem_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
 {
     (void)s;
     (void)opts;
-    mem_lock *ml = calloc(1, sizeof *ml);
+    bool recycled;
+    mem_lock *ml = rs__stable_alloc(sizeof *ml, &recycled);
     if (!ml)
         return -ENOMEM;
-    ml->base.ops = &mem_lock_ops;
-    rs__waitq_init(&ml->q, kick);
+    uint64_t gen = recycled ? ml->xrec.gen : 1; /* a recycled record keeps counting */
+    *ml = (mem_lock){ 0 };
+    ml->base.ops = &rs__mem_lock_ops;
+    ml->xrec.gen = gen;
+    ml->xrec.ops = &rs__mem_excl_grant_ops;
+    ml->xrec.obj = ml;
+    rs__waitq_init(&ml->q, NULL); /* waiters leave through waiter_abort */
     ml->next_token = 1;
     *out = &ml->base;
     return 0;
