@@ -130,6 +130,7 @@ typedef struct echo_impl {
     echo_case *c;
     serve_fn serve;
     unsigned calls;
+    double rps[MAX_REPS];
     double cpu_us[MAX_REPS];
 } echo_impl;
 
@@ -182,8 +183,10 @@ static int measure(void *arg, double *requests_per_s)
             snprintf(c->failure, sizeof c->failure, "server: %s", rs_strerror(rc = serve_rc));
         } else {
             *requests_per_s = res.requests_per_s;
-            if (impl->calls > 0 && impl->calls <= MAX_REPS && res.total)
-                impl->cpu_us[impl->calls - 1] = cpu / (double)res.total;
+            if (impl->calls > 0 && impl->calls <= MAX_REPS) {
+                impl->rps[impl->calls - 1] = res.requests_per_s;
+                impl->cpu_us[impl->calls - 1] = res.total ? cpu / (double)res.total : 0;
+            }
             impl->calls++;
         }
     }
@@ -193,6 +196,21 @@ static int measure(void *arg, double *requests_per_s)
 }
 
 /* ------------------------------------------------------------ the suite */
+
+/* The machine is shared: a repetition can run 2-3x faster or slower than the
+ * one before it. Implementations run in turn within a round, so the ratio of
+ * two implementations in the same round is steadier than the ratio of their
+ * medians; both are reported. */
+static void note_paired(rs_bench *b, const char *case_name, const echo_impl *a, const echo_impl *peer,
+                        const char *peer_name, unsigned reps)
+{
+    double r[MAX_REPS];
+    for (unsigned i = 0; i < reps; i++)
+        r[i] = peer->rps[i] > 0 ? a->rps[i] / peer->rps[i] : 0;
+    double lo = rs_bench_quantile(r, reps, 0), hi = rs_bench_quantile(r, reps, 1);
+    rs_bench_note(b, "%s: ringscope/%s round by round: median %.2fx (min %.2fx, max %.2fx)", case_name, peer_name,
+                  rs_bench_median(r, reps), lo, hi);
+}
 
 /* The first two cores this process may use: server, client. */
 static void pick_cpus(int *server, int *client)
@@ -230,7 +248,7 @@ static int run_echo(rs_bench *b)
     raise_fd_limit();
     echo_case c = {
         .warmup_ns = (int64_t)rs_bench_pick(b, 200, 50) * 1000000,
-        .window_ns = (int64_t)rs_bench_pick(b, 1000, 200) * 1000000,
+        .window_ns = (int64_t)rs_bench_pick(b, 500, 200) * 1000000,
     };
     pick_cpus(&c.server_cpu, &c.client_cpu);
     if (c.server_cpu >= 0)
@@ -269,6 +287,8 @@ static int run_echo(rs_bench *b)
                 rs_bench_note(b, "%s: %s", name, c.failure);
             return rc;
         }
+        note_paired(b, name, &servers[0], &servers[1], impls[1].name, reps);
+        note_paired(b, name, &servers[0], &servers[2], impls[2].name, reps);
         /* The same runs seen from the server's side: its CPU time per request. */
         snprintf(name, sizeof name, "server CPU, %u connection%s", c.connections, c.connections == 1 ? "" : "s");
         double med[3];
