@@ -180,7 +180,8 @@ static int server_main(void *arg)
     if (rc)
         fprintf(stderr, "echo_server: %s\n", rs_strerror(rc));
     else
-        fprintf(stderr, "echo_server: stopped after %" PRIu64 " connections\n", srv->accepted);
+        fprintf(stderr, "echo_server: stopped after %" PRIu64 " connection%s\n", srv->accepted,
+                srv->accepted == 1 ? "" : "s");
     return rc;
 }
 
