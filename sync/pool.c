@@ -183,7 +183,9 @@ static void maybe_finish(rs_pool *p)
     }
 }
 
-/* Destroys a resource that no count holds any more. May suspend. */
+/* Destroys a resource that no count holds any more. May suspend, and the
+ * pool may be disposed meanwhile: then this may be the last use of p (the
+ * caller must not touch p afterwards unless it holds a busy count). */
 static void destroy_item(rs_pool *p, pool_item *it)
 {
     p->busy++;
@@ -195,6 +197,8 @@ static void destroy_item(rs_pool *p, pool_item *it)
     if (!p->disposed) {
         pump(p);
         ensure_min(p);
+    } else {
+        maybe_finish(p);
     }
 }
 

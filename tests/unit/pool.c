@@ -536,3 +536,49 @@ Test(pool, a_creation_for_a_waiter_counts_as_creating, .timeout = 10)
 {
     RS_RUN_OK(creating_counted, NULL);
 }
+
+typedef struct discard_arg {
+    rs_guard g;
+    int result;
+    bool done;
+} discard_arg;
+
+static int discard_slowly(void *p)
+{
+    discard_arg *a = p;
+    a->result = rs_guard_discard(&a->g);
+    a->done = true;
+    return 0;
+}
+
+static int discard_during_close(void *arg)
+{
+    (void)arg;
+    /* A destroy still running when the pool's scope closes: the close waits
+     * for it, then finishes; nothing leaks. */
+    res_ctx ctx = { .destroy_delay_ms = 30 };
+    discard_arg d = { .g = RS_GUARD_INIT, .result = 1 };
+    rs_scope *outer = rs_current_scope();
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 2);
+    RS_CHECK_OK(rs_pool_new(s, &o, &p));
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &d.g));
+    RS_CHECK_OK(rs_spawn(outer, discard_slowly, &d, NULL, NULL));
+    RS_CHECK_OK(rs_yield()); /* the discard runs and suspends inside destroy */
+    RS_CHECK(!d.done);
+    int64_t start = rs_now_ms();
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK(rs_now_ms() - start < 2000);
+    RS_YIELD_UNTIL(d.done);
+    RS_CHECK_EQ(d.result, 0);
+    RS_CHECK_EQ(ctx.destroyed, 1);
+    RS_CHECK_EQ(ctx.live, 0);
+    return 0;
+}
+
+Test(pool, scope_close_waits_for_a_destroy_in_flight, .timeout = 10)
+{
+    RS_RUN_OK(discard_during_close, NULL);
+}

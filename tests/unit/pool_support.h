@@ -14,6 +14,7 @@ typedef struct res_ctx {
     int fail_error;          /* ... with this error (0: -ECONNREFUSED) */
     int fail_all;            /* every create fails with this error while non-zero */
     int64_t create_delay_ms; /* create sleeps this long first */
+    int64_t destroy_delay_ms; /* destroy sleeps this long first */
     intptr_t bad_id;         /* check fails for this resource */
     intptr_t checked_ids[64];
     int nchecked;
@@ -44,6 +45,8 @@ static inline void res_destroy(void *c, void *res)
 {
     res_ctx *ctx = c;
     (void)res;
+    if (ctx->destroy_delay_ms > 0)
+        rs_sleep(ctx->destroy_delay_ms); /* runs shielded: not cut short by a cancelled caller */
     ctx->destroyed++;
     ctx->live--;
 }
