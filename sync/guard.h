@@ -117,7 +117,9 @@ static inline rs__grant *rs__grant_alloc(void)
     return rs__grant_alloc_slow();
 }
 
-/* Ends a grant: every guard naming it reads as released from now on. */
+/* Ends a grant: every guard naming it reads as released from now on, and the
+ * record goes back to the pool (its prev/next are reused: unlink it from any
+ * list first). Not for a record embedded in an object: bump its gen instead. */
 static inline void rs__grant_free(rs__grant *gr)
 {
     gr->gen++;
