@@ -66,7 +66,7 @@ static int shrink_to_min(void *arg)
     res_ctx ctx = { 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 1, 4);
-    o.idle_timeout_ms = 30;
+    o.idle_timeout_ms = 200;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
     rs_guard g[4] = { RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT };
     for (int i = 0; i < 4; i++)
@@ -75,11 +75,11 @@ static int shrink_to_min(void *arg)
     for (int i = 0; i < 4; i++)
         RS_CHECK_OK(rs_guard_release(&g[i]));
     RS_CHECK_EQ(pool_stats(p).idle, 4);
-    RS_CHECK_OK(rs_sleep(10));
+    RS_CHECK_OK(rs_sleep(20));
     RS_CHECK_EQ(pool_stats(p).idle, 4); /* not idle long enough yet */
     RS_YIELD_UNTIL(pool_stats(p).total == 1);
     RS_CHECK_EQ(ctx.destroyed, 3);
-    RS_CHECK_OK(rs_sleep(60));
+    RS_CHECK_OK(rs_sleep(300));
     rs_pool_stats st = pool_stats(p);
     RS_CHECK_EQ(st.total, 1); /* never below min */
     RS_CHECK_EQ(st.idle, 1);
@@ -99,7 +99,7 @@ static int recently_used_kept(void *arg)
     res_ctx ctx = { 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 2);
-    o.idle_timeout_ms = 40;
+    o.idle_timeout_ms = 300;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
     for (int i = 0; i < 10; i++) {
         rs_guard g = RS_GUARD_INIT;
