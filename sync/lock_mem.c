@@ -25,11 +25,6 @@
 #include "sync/lock_backend.h"
 #include "sync/lock_mem.h"
 
-typedef struct mem_waiter {
-    rs__waiter w; /* w.n: the mode */
-    rs__grant_slot slot;
-    mem_lock *lock;
-} mem_waiter;
 
 static int release_excl(rs__grant *gr);
 static int release_read(rs__grant *gr);

@@ -55,14 +55,31 @@ static inline int rs__mem_acquire(mem_lock *ml, rs_lock_mode mode, const rs_acqu
     return rs__mem_acquire_slow(ml, mode, o, g, t);
 }
 
-/* Ends the exclusive grant gr (live) and hands the lock on. */
+/* What a queued waiter of the in-memory lock is (sync/lock_mem.c). */
+typedef struct mem_waiter {
+    rs__waiter w; /* w.n: the mode */
+    rs__grant_slot slot;
+    mem_lock *lock;
+} mem_waiter;
+
+/* Ends the exclusive grant gr (live) and hands the lock on: straight to an
+ * exclusive or write waiter at the head (the hand-off of a contended mutex),
+ * else through rs__mem_pump (readers are granted in a batch). */
 static inline int rs__mem_release_excl(rs__grant *gr)
 {
     mem_lock *ml = gr->obj;
     gr->gen++;
     ml->excl = NULL;
-    if (__builtin_expect(rs__waitq_head(&ml->q) != NULL, 0))
-        rs__mem_pump(ml);
+    rs__waiter *h = rs__waitq_head(&ml->q);
+    if (__builtin_expect(h != NULL, 0)) {
+        if (h->n == RS_LOCK_READ) {
+            rs__mem_pump(ml);
+        } else {
+            rs__slot_set(&((mem_waiter *)h)->slot, rs__mem_grant_excl(ml, (rs_lock_mode)h->n, h->wait.task));
+            rs__waitq_remove(h);
+            rs__wait_wake(&h->wait, 0);
+        }
+    }
     return 0;
 }
 
