@@ -125,6 +125,7 @@ int rs_scope_open(const rs_scope_opts *opts, rs_scope **out)
     t->cur_scope = s;
     if (s->shield)
         t->shield_depth++;
+    rs__task_update_cancel(t);
     *out = s;
     return 0;
 }
@@ -180,6 +181,7 @@ int rs_scope_close(rs_scope *s)
     t->cur_scope = s->parent;
     if (s->shield)
         t->shield_depth--;
+    rs__task_update_cancel(t);
     int rc = close_result(s);
     scope_free(s);
     return rc;
@@ -193,22 +195,39 @@ void rs__scope_finish_detached(rs_scope *s)
     scope_free(s);
 }
 
-void rs__scope_cancel(rs_scope *s, rs__cancel_reason reason)
+/* Marks s and every scope nested in it (shields excepted) cancelled and
+ * aborts their signals: first the flags of the whole subtree, so that a task
+ * notified afterwards sees its innermost scope's final state. The signals
+ * come before the tasks: a task waiting on one sees 0, not -ECANCELED. */
+static void mark_cancelled(rs_scope *s, rs__cancel_reason reason)
 {
-    if (s->cancelled)
-        return;
     s->cancelled = true;
     s->cancel_reason = (uint8_t)reason;
     rs__timer_disarm(&s->worker->timers, &s->timeout);
-    /* The signal first: a task waiting on it sees 0, not -ECANCELED. */
     rs__signal_abort(&s->signal, reason == RS_CANCEL_TIMEOUT ? -ETIMEDOUT : -ECANCELED);
+    for (rs_scope *c = s->children; c; c = c->sib_next)
+        if (!c->shield && !c->cancelled)
+            mark_cancelled(c, RS_CANCEL_PARENT);
+}
+
+/* Wakes every task of s's cancelled subtree parked in an abortable wait. */
+static void notify_cancelled(rs_scope *s)
+{
     for (rs_task *t = s->tasks; t; t = t->scope_next)
         rs__task_notify_cancel(t);
     if (s->opener)
         rs__task_notify_cancel(s->opener);
     for (rs_scope *c = s->children; c; c = c->sib_next)
         if (!c->shield)
-            rs__scope_cancel(c, RS_CANCEL_PARENT);
+            notify_cancelled(c);
+}
+
+void rs__scope_cancel(rs_scope *s, rs__cancel_reason reason)
+{
+    if (s->cancelled)
+        return;
+    mark_cancelled(s, reason);
+    notify_cancelled(s);
 }
 
 void rs_scope_cancel(rs_scope *s)

@@ -12,7 +12,9 @@
 #include "runtime/signal.h"
 #include "runtime/timer.h"
 #include "runtime/wait.h"
-#include "runtime/worker.h"
+
+typedef struct rs__worker rs__worker;
+typedef struct rs_task rs_task;
 
 typedef enum {
     RS_CANCEL_NONE,

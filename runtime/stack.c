@@ -164,6 +164,9 @@ rs__stack *rs__stack_get(rs__stack_pool *p, size_t size)
     if (s) {
         c->warm = s->next;
         c->nwarm--;
+    } else if ((s = c->excess)) {
+        c->excess = s->next;
+        p->nexcess--;
     } else if ((s = c->cold)) {
         c->cold = s->next;
     } else if (take_guard_slot()) {
@@ -180,21 +183,38 @@ rs__stack *rs__stack_get(rs__stack_pool *p, size_t size)
 
 void rs__stack_put(rs__stack_pool *p, rs__stack *s)
 {
-    rs__stack_class *c = class_for(p, s->size);
+    rs__stack_class *c = class_for(p, s->size); /* exists: s came from it */
     p->in_use--;
     if (c->nwarm < c->warm_cap) {
         s->next = c->warm;
         c->warm = s;
         c->nwarm++;
-        return;
+    } else {
+        s->next = c->excess;
+        c->excess = s;
+        p->nexcess++;
     }
-    /* Give the touched pages back, keeping the page that holds the header. */
+}
+
+size_t rs__stack_trim(rs__stack_pool *p, size_t max)
+{
     size_t pg = page_size();
-    char *keep = (char *)((uintptr_t)s & ~(uintptr_t)(pg - 1));
-    if (keep > s->low)
-        madvise(s->low, (size_t)(keep - s->low), MADV_DONTNEED);
-    s->next = c->cold;
-    c->cold = s;
+    for (unsigned i = 0; i < p->nclasses && max; i++) {
+        rs__stack_class *c = &p->classes[i];
+        while (c->excess && max) {
+            rs__stack *s = c->excess;
+            c->excess = s->next;
+            p->nexcess--;
+            max--;
+            /* Keep the page that holds the header. */
+            char *keep = (char *)((uintptr_t)s & ~(uintptr_t)(pg - 1));
+            if (keep > s->low)
+                madvise(s->low, (size_t)(keep - s->low), MADV_DONTNEED);
+            s->next = c->cold;
+            c->cold = s;
+        }
+    }
+    return p->nexcess;
 }
 
 bool rs__stack_in_overflow_area(const rs__stack *s, const void *addr)
@@ -221,6 +241,7 @@ void rs__stack_pool_destroy(rs__stack_pool *p)
 {
     for (unsigned i = 0; i < p->nclasses; i++) {
         unmap_guarded_list(p->classes[i].warm);
+        unmap_guarded_list(p->classes[i].excess);
         unmap_guarded_list(p->classes[i].cold);
     }
     for (size_t i = 0; i < p->nslabs; i += 2)

@@ -16,9 +16,11 @@
  *    overflow instead of corrupting memory silently. The check reads the low
  *    page, which maps the shared zero page and costs no memory.
  *
- * Free stacks are kept warm (reused as they are) up to a byte budget; beyond
- * it their pages are returned to the kernel (MADV_DONTNEED) and they wait on a
- * cold list, so a burst of tasks does not pin its memory forever. */
+ * Free stacks are kept warm (reused as they are) up to a byte budget. Beyond
+ * it they go to an excess list, still usable as they are; when the worker is
+ * idle it returns their pages to the kernel (MADV_DONTNEED, one system call
+ * each) and moves them to a cold list. So a burst of tasks does not pin its
+ * memory forever, and the system calls never sit on a task's path. */
 #ifndef RS_RUNTIME_STACK_H
 #define RS_RUNTIME_STACK_H
 
@@ -39,7 +41,7 @@ typedef struct rs__stack {
 
 typedef struct rs__stack_class {
     size_t size;
-    rs__stack *warm, *cold;
+    rs__stack *warm, *excess, *cold;
     size_t nwarm, warm_cap;
 } rs__stack_class;
 
@@ -48,7 +50,8 @@ typedef struct rs__stack_pool {
     unsigned nclasses, cap_classes;
     void **slabs; /* every slab mapping, unmapped at teardown: base, then length */
     size_t nslabs, cap_slabs;
-    size_t in_use; /* stacks handed out and not yet returned */
+    size_t in_use;  /* stacks handed out and not yet returned */
+    size_t nexcess; /* stacks waiting for rs__stack_trim, all classes */
 } rs__stack_pool;
 
 void rs__stack_pool_init(rs__stack_pool *p);
@@ -56,7 +59,15 @@ void rs__stack_pool_destroy(rs__stack_pool *p);
 
 /* size is rounded up to whole pages and at least RS_STACK_MIN. */
 rs__stack *rs__stack_get(rs__stack_pool *p, size_t size);
+
+/* Returns a stack to the pool. Never makes a system call and never touches
+ * the stack's pages below its header, so a finishing task may return the
+ * stack it still runs on, just before it switches away for good. */
 void rs__stack_put(rs__stack_pool *p, rs__stack *s);
+
+/* Gives the pages of up to max excess stacks back to the kernel. Returns how
+ * many stacks still wait. For idle moments. */
+size_t rs__stack_trim(rs__stack_pool *p, size_t max);
 
 static inline void *rs__stack_top(const rs__stack *s)
 {

@@ -10,8 +10,6 @@
 #include "runtime/sanitizer.h"
 #include "runtime/scope.h"
 
-void rs__task_entry_prologue(rs__worker *w);
-
 /* ------------------------------------------------------------ records */
 
 static rs_task *task_alloc(rs__worker *w)
@@ -53,7 +51,9 @@ static void task_main(void *arg)
 {
     rs_task *t = arg;
     rs__worker *w = t->worker;
-    rs__task_entry_prologue(w);
+#ifdef RS_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
 
     int result = t->fn(t->arg);
 
@@ -80,6 +80,7 @@ static int task_launch(rs__worker *w, rs_task *t, size_t stack_size)
     t->stack = rs__stack_get(&w->stacks, stack_size);
     if (!t->stack)
         return -ENOMEM;
+    t->stack_unguarded = !t->stack->guarded;
 #ifdef RS_ASAN
     ASAN_UNPOISON_MEMORY_REGION(t->stack->low, rs__stack_usable(t->stack));
 #endif
@@ -223,6 +224,7 @@ int rs_task_join(rs_task *t, int *result)
 
 void rs__task_notify_cancel(rs_task *t)
 {
+    rs__task_update_cancel(t);
     rs__wait *w = t->waiting;
     if (w && w->abort && rs__task_cancelled(t))
         w->abort(w, -ECANCELED);
@@ -233,6 +235,7 @@ void rs_task_cancel(rs_task *t)
     if (!t || t->state == RS_TASK_DONE)
         return;
     t->cancel_requested = true;
+    rs__task_update_cancel(t);
     rs__task_notify_cancel(t);
 }
 
@@ -246,12 +249,23 @@ rs_task *rs_current_task(void)
 
 int rs_yield(void)
 {
-    int rc = rs__checkpoint();
-    if (rc)
-        return rc;
     rs__worker *w = rs__worker_get();
-    rs__make_ready(w, w->current);
-    rs__switch_out(w);
+    rs_task *cur;
+    if (__builtin_expect(!w || !(cur = w->current), 0))
+        return -EPERM;
+    if (__builtin_expect(cur->slow_paths, 0)) {
+        if (cur->cancelled)
+            return -ECANCELED;
+        rs__check_stack(cur);
+    }
+    /* rs__make_ready and rs__switch_out, minus what the test above and a
+     * running task's state make unnecessary: this is the hottest path. */
+    cur->run_next = NULL;
+    *w->runq_tailp = cur;
+    w->runq_tailp = &cur->run_next;
+    rs_task *next = --w->budget >= 0 ? rs__runq_pop(w) : NULL;
+    if (next != cur)
+        rs__switch_to(w, cur, next);
     return 0;
 }
 

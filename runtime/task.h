@@ -9,12 +9,12 @@
 
 #include "runtime/stack.h"
 #include "runtime/wait.h"
-#include "runtime/worker.h"
+
+typedef struct rs__worker rs__worker;
 
 typedef enum {
     RS_TASK_PENDING, /* waiting for a slot of its scope's max_concurrency; no stack yet */
-    RS_TASK_READY,   /* on the run queue */
-    RS_TASK_RUNNING,
+    RS_TASK_ACTIVE,  /* on the run queue or running */
     RS_TASK_WAITING, /* parked on a wait */
     RS_TASK_DONE,
 } rs__task_state;
@@ -30,8 +30,14 @@ struct rs_task {
     int result;
     uint8_t state;               /* rs__task_state */
     bool cancel_requested;       /* rs_task_cancel */
+    union {
+        struct {
+            bool cancelled;       /* cached rs__task_cancel_state(): read at every cancellation point */
+            bool stack_unguarded; /* the stack has no guard page: check its red zone at every switch */
+        };
+        uint16_t slow_paths;      /* either of the above: one test on rs_yield's fast path */
+    };
     bool detached;               /* spawned with out == NULL: reclaimed when finished */
-    bool joining;                /* someone waits in rs_task_join */
     uint32_t shield_depth;       /* shielded scopes this task has entered */
     int priority;                /* for max_concurrency */
     rs_scope *scope;             /* spawned into */
@@ -44,14 +50,6 @@ struct rs_task {
     char name[RS_TASK_NAME_MAX];
 };
 
-/* True when a cancellation point in t must return -ECANCELED: its innermost
- * scope is cancelled (cancellation propagates into nested scopes eagerly, so
- * that is one load), or the task itself was cancelled and it is not inside a
- * shielded scope it opened. */
-static inline bool rs__task_cancelled(const rs_task *t);
-
-/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
-static inline int rs__checkpoint(void);
 
 /* A cancelled task parked in an abortable wait is woken with -ECANCELED. */
 void rs__task_notify_cancel(rs_task *t);
@@ -68,12 +66,30 @@ void rs__task_recycle(rs_task *t);
 void rs__task_free_cache(rs__worker *w);
 
 #include "runtime/scope.h"
+#include "runtime/worker.h"
 
-static inline bool rs__task_cancelled(const rs_task *t)
+/* Whether a cancellation point in t must return -ECANCELED: its innermost
+ * scope is cancelled (cancellation propagates into nested scopes eagerly), or
+ * the task itself was cancelled and it is not inside a shielded scope it
+ * opened. Cached in t->cancelled; every change of its inputs (the task enters
+ * or leaves a scope, a scope is cancelled, rs_task_cancel) calls
+ * rs__task_update_cancel. */
+static inline bool rs__task_cancel_state(const rs_task *t)
 {
     return t->cur_scope->cancelled || (t->cancel_requested && t->shield_depth == 0);
 }
 
+static inline void rs__task_update_cancel(rs_task *t)
+{
+    t->cancelled = rs__task_cancel_state(t);
+}
+
+static inline bool rs__task_cancelled(const rs_task *t)
+{
+    return t->cancelled;
+}
+
+/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
 static inline int rs__checkpoint(void)
 {
     rs__worker *w = rs__worker_get();

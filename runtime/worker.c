@@ -16,8 +16,9 @@
  *  4. Every SQE that names a completion is counted in w->inflight until its
  *     last CQE is reaped; a task never returns from an operation before its
  *     CQE arrived (the kernel may write into the task's frame until then).
- *  5. A finished task's stack is released by whichever context runs next
- *     (w->zombie), never by the task itself while it still runs on it.
+ *  5. A finished task returns its stack to the pool just before its last
+ *     switch; returning a stack never makes a system call nor touches the
+ *     stack's pages, so the task can still run on it until it switches.
  *  6. A task without a guard page that switches out with a damaged red zone
  *     has overflowed its stack: the process reports it and aborts before
  *     anything else runs. */
@@ -39,10 +40,6 @@
 #include "runtime/task.h"
 
 __thread rs__worker *rs__tls_worker __attribute__((tls_model("initial-exec")));
-
-#ifdef RS_ASAN
-static __thread void *sched_fake_stack;
-#endif
 
 /* ------------------------------------------------------------ ring setup */
 
@@ -87,6 +84,7 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
         return rc;
     }
     rs__stack_pool_init(&w->stacks);
+    w->runq_tailp = w->runq_timed_tailp = &w->runq_head;
 
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -108,115 +106,28 @@ void rs__worker_destroy(rs__worker *w)
 
 /* ------------------------------------------------------------ switching */
 
-static inline rs_task *runq_pop(rs__worker *w)
-{
-    rs_task *t = w->runq_head;
-    if (t) {
-        w->runq_head = t->run_next;
-        if (!w->runq_head)
-            w->runq_tail = NULL;
-        t->run_next = NULL;
-    }
-    return t;
-}
-
-void rs__make_ready(rs__worker *w, rs_task *t)
-{
-    t->state = RS_TASK_READY;
-    t->run_next = NULL;
-    if (w->runq_tail)
-        w->runq_tail->run_next = t;
-    else
-        w->runq_head = t;
-    w->runq_tail = t;
-}
-
-static void release_zombie(rs__worker *w)
-{
-    rs_task *z = w->zombie;
-    w->zombie = NULL;
-    rs__stack_put(&w->stacks, z->stack);
-    z->stack = NULL;
-    if (z->detached) {
-        z->run_next = w->free_tasks;
-        w->free_tasks = z;
-    }
-}
-
-/* Moves execution from the current context (task `from`, or the scheduler
- * when NULL) to `to` (a task, or the scheduler when NULL). Returns when
- * something switches back to `from`. */
-static inline void ctx_switch(rs__worker *w, rs_task *from, rs_task *to, bool from_exits)
-{
-    void *exit_sp;
-    void **save = from_exits ? &exit_sp : from ? &from->sp : &w->sched_sp;
-    void *load = to ? to->sp : w->sched_sp;
-    w->current = to;
-    if (to)
-        to->state = RS_TASK_RUNNING;
-#ifdef RS_ASAN
-    void **fake = from_exits ? NULL : from ? &from->asan_fake_stack : &sched_fake_stack;
-    if (to)
-        __sanitizer_start_switch_fiber(fake, to->stack->low, rs__stack_usable(to->stack));
-    else
-        __sanitizer_start_switch_fiber(fake, w->thread_stack_low, w->thread_stack_size);
-#endif
-    rs__ctx_switch(save, load);
-#ifdef RS_ASAN
-    __sanitizer_finish_switch_fiber(from ? from->asan_fake_stack : sched_fake_stack, NULL, NULL);
-#endif
-    if (w->zombie)
-        release_zombie(w);
-}
-
-/* Invariant 6: checked on every switch out of a task whose stack has no
- * guard page (a guard page faults on its own, at no cost per switch). */
-static inline void check_stack(rs_task *t)
-{
-    const rs__stack *s = t->stack;
-    if (!s->guarded && __builtin_expect(!rs__stack_redzone_intact(s), 0))
-        rs__overflow_report(t);
-}
-
-static inline rs_task *next_to_run(rs__worker *w)
-{
-    if (!w->budget)
-        return NULL;
-    rs_task *next = runq_pop(w);
-    if (next)
-        w->budget--;
-    return next;
-}
-
-void rs__switch_out(rs__worker *w)
-{
-    rs_task *cur = w->current;
-    check_stack(cur);
-    rs_task *next = next_to_run(w);
-    if (next == cur) {
-        cur->state = RS_TASK_RUNNING;
-        return;
-    }
-    ctx_switch(w, cur, next, false);
-}
-
 void rs__switch_exit(rs__worker *w)
 {
     rs_task *cur = w->current;
-    check_stack(cur);
-    w->zombie = cur;
-    ctx_switch(w, cur, next_to_run(w), true);
-    __builtin_unreachable();
-}
-
-/* Entry point of every task context (see rs__ctx_make in task.c). */
-void rs__task_entry_prologue(rs__worker *w)
-{
+    rs__check_stack(cur);
+    /* Invariant 5: the stack goes back to the pool while the task still runs
+     * on it; nothing can take it before the switch below leaves it. */
+    rs__stack_put(&w->stacks, cur->stack);
+    cur->stack = NULL;
+    if (cur->detached)
+        rs__task_recycle(cur);
+    rs_task *next = --w->budget >= 0 ? rs__runq_pop(w) : NULL;
+    void *discard;
+    w->current = next;
 #ifdef RS_ASAN
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+    /* NULL: this stack's fake frames are gone for good. */
+    if (next)
+        __sanitizer_start_switch_fiber(NULL, next->stack->low, rs__stack_usable(next->stack));
+    else
+        __sanitizer_start_switch_fiber(NULL, w->thread_stack_low, w->thread_stack_size);
 #endif
-    if (w->zombie)
-        release_zombie(w);
+    rs__ctx_switch(&discard, next ? next->sp : w->sched_sp);
+    __builtin_unreachable();
 }
 
 /* ------------------------------------------------------------ I/O */
@@ -256,35 +167,64 @@ static bool io_pending(rs__worker *w)
     return w->inflight > 0 || io_uring_sq_ready(&w->ring) > 0;
 }
 
-/* One trip to the kernel. block: nothing is ready, so wait for a completion
- * or the earliest timer. Returns false when there is nothing at all that
- * could ever wake a task (no I/O, no timer). */
-static bool poll_kernel(rs__worker *w, bool block)
+/* One trip to the kernel: submits every queued SQE and reaps completions.
+ * With nothing ready and no timer due it waits, until a completion or the
+ * earliest timer; but first, while stacks wait to give their pages back, it
+ * trims a batch of them instead and only looks (so new work is not held up
+ * for long). Returns false when nothing could ever wake a task (no I/O in
+ * flight, no timer, nothing left to trim). */
+static bool poll_kernel(rs__worker *w, bool nothing_ready)
 {
-    if (!block) {
-        if (io_pending(w))
-            io_uring_submit_and_get_events(&w->ring);
-        reap(w);
-        return true;
-    }
-    rs__timer *first = rs__timer_earliest(&w->timers);
-    if (!first && !io_pending(w))
-        return false;
-    struct io_uring_cqe *cqe;
-    if (first) {
-        int64_t wait_ns = first->deadline - rs__clock_ns();
-        if (wait_ns <= 0) {
-            if (io_pending(w))
-                io_uring_submit_and_get_events(&w->ring);
-        } else {
-            struct __kernel_timespec ts = { .tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000 };
-            io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    if (nothing_ready) {
+        int64_t deadline = rs__timer_next_deadline(&w->timers);
+        bool timer = deadline != INT64_MAX;
+        int64_t wait_ns = timer ? deadline - rs__clock_ns() : 0;
+        if (!timer || wait_ns > 0) {
+            if (w->stacks.nexcess) {
+                rs__stack_trim(&w->stacks, RS_TRIM_BATCH);
+            } else if (!timer && !io_pending(w)) {
+                return false;
+            } else {
+                struct io_uring_cqe *cqe;
+                if (timer) {
+                    struct __kernel_timespec ts = { .tv_sec = wait_ns / 1000000000,
+                                                    .tv_nsec = wait_ns % 1000000000 };
+                    io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+                } else {
+                    io_uring_submit_and_wait(&w->ring, 1);
+                }
+                reap(w);
+                return true;
+            }
         }
-    } else {
-        io_uring_submit_and_wait(&w->ring, 1);
     }
+    if (io_pending(w))
+        io_uring_submit_and_get_events(&w->ring);
     reap(w);
     return true;
+}
+
+/* Fires due timers. The tasks they wake run before the other ready tasks, in
+ * deadline order and after those woken by earlier timers: a woken sleeper
+ * has waited already, and behind a long backlog of ready tasks (a burst of
+ * wake-ups) it would be late by the whole backlog. The run queue is one list
+ * whose prefix, up to runq_timed_tailp, holds the timer-woken tasks. */
+static void fire_timers(rs__worker *w)
+{
+    /* Detach the rest of the queue; wakes append right after the prefix. */
+    rs_task *rest = *w->runq_timed_tailp;
+    rs_task **rest_tailp = w->runq_tailp;
+    *w->runq_timed_tailp = NULL;
+    w->runq_tailp = w->runq_timed_tailp;
+    /* At most a dispatch batch per round: the woken tasks then run while
+     * what firing touched (their frames) is still in the caches and TLB;
+     * the rest fire next round, still ahead of other ready tasks. */
+    rs__timer_fire_due(&w->timers, rs__clock_ns(), RS_DISPATCH_BATCH);
+    w->runq_timed_tailp = w->runq_tailp;
+    if (rest) {
+        *w->runq_tailp = rest;
+        w->runq_tailp = rest_tailp;
+    }
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -315,12 +255,12 @@ void rs__worker_loop(rs__worker *w)
             report_deadlock(w);
             continue;
         }
-        if (w->timers.len)
-            rs__timer_fire_due(&w->timers, rs__clock_ns());
-        rs_task *next = runq_pop(w);
+        if (rs__timer_count(&w->timers))
+            fire_timers(w);
+        rs_task *next = rs__runq_pop(w);
         if (next) {
             w->budget = RS_DISPATCH_BATCH - 1;
-            ctx_switch(w, NULL, next, false);
+            rs__switch_to(w, NULL, next);
         }
     }
 }

@@ -1,5 +1,6 @@
 /* The worker: one OS thread, one io_uring, a run queue and a timer heap.
- * The scheduler's invariants are stated at the top of worker.c. */
+ * The scheduler's invariants are stated at the top of worker.c; the switch
+ * fast path is here so that rs_yield and the waits inline it. */
 #ifndef RS_RUNTIME_WORKER_H
 #define RS_RUNTIME_WORKER_H
 
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "runtime/context.h"
+#include "runtime/sanitizer.h"
 #include "runtime/stack.h"
 #include "runtime/timer.h"
 
@@ -20,6 +22,9 @@ struct rs_store;
  * timers wait while tasks keep each other busy. */
 #define RS_DISPATCH_BATCH 64
 
+/* Excess stacks whose pages are given back per idle round (one madvise each). */
+#define RS_TRIM_BATCH 64
+
 typedef struct rs__worker {
     struct io_uring ring;
     unsigned ring_flags;         /* setup flags the kernel accepted */
@@ -27,9 +32,10 @@ typedef struct rs__worker {
 
     void *sched_sp;              /* the scheduler's saved context (thread stack) */
     rs_task *current;            /* running task; NULL while the scheduler runs */
-    rs_task *runq_head, *runq_tail;
-    unsigned budget;             /* dispatches left before the next kernel trip */
-    rs_task *zombie;             /* finished task whose stack is released after the switch */
+    rs_task *runq_head;          /* ready tasks, FIFO through rs_task.run_next */
+    rs_task **runq_tailp;        /* where the next ready task is linked */
+    rs_task **runq_timed_tailp;  /* end of the prefix of tasks woken by timers (see fire_timers) */
+    int budget;                  /* direct dispatches left before the next kernel trip; < 0: none */
 
     rs__timer_heap timers;
     rs__stack_pool stacks;
@@ -45,6 +51,7 @@ typedef struct rs__worker {
     /* thread stack bounds, for the address sanitizer's fiber annotations */
     void *thread_stack_low;
     size_t thread_stack_size;
+    void *sched_fake_stack;
     void *altstack;              /* sigaltstack for reporting guard-page hits */
 } rs__worker;
 
@@ -61,16 +68,6 @@ void rs__worker_destroy(rs__worker *w);
 /* Drives tasks, timers and I/O until w->top has no tasks left. */
 void rs__worker_loop(rs__worker *w);
 
-/* Appends t to the run queue. t must not be running or queued. */
-void rs__make_ready(rs__worker *w, rs_task *t);
-
-/* The running task gives up the CPU: it has queued itself (yield) or parked
- * on a wait. Resumes when the scheduler picks it again. */
-void rs__switch_out(rs__worker *w);
-
-/* The running task is finished: never returns. */
-__attribute__((noreturn)) void rs__switch_exit(rs__worker *w);
-
 /* An SQE to fill, never NULL unless the ring is unusable: when the SQ is full
  * the queued entries are submitted first. Each SQE whose user_data names a
  * completion must be counted with rs__sqe_track. */
@@ -80,6 +77,85 @@ static inline void rs__sqe_track(rs__worker *w, struct io_uring_sqe *sqe, void *
 {
     io_uring_sqe_set_data(sqe, completion);
     w->inflight++;
+}
+
+/* The running task is finished: releases its stack (and record, if nobody
+ * holds a handle) and switches away for good. */
+__attribute__((noreturn)) void rs__switch_exit(rs__worker *w);
+
+__attribute__((noreturn)) void rs__overflow_report(const rs_task *t);
+
+#include "runtime/task.h"
+
+/* ------------------------------------------------------------ run queue */
+
+/* Appends t to the run queue. t must not be running elsewhere or queued. */
+static inline void rs__make_ready(rs__worker *w, rs_task *t)
+{
+    t->state = RS_TASK_ACTIVE;
+    t->run_next = NULL;
+    *w->runq_tailp = t;
+    w->runq_tailp = &t->run_next;
+}
+
+static inline rs_task *rs__runq_pop(rs__worker *w)
+{
+    rs_task *t = w->runq_head;
+    if (t) {
+        w->runq_head = t->run_next;
+        if (w->runq_timed_tailp == &t->run_next)
+            w->runq_timed_tailp = &w->runq_head;
+        if (!w->runq_head)
+            w->runq_tailp = &w->runq_head;
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------ switching */
+
+/* Moves execution from the running context (task `from`, or the scheduler
+ * when NULL) to `to` (a task, or the scheduler when NULL). Returns when
+ * something switches back to `from`. */
+static inline void rs__switch_to(rs__worker *w, rs_task *from, rs_task *to)
+{
+    void **save = from ? &from->sp : &w->sched_sp;
+    w->current = to;
+#ifdef RS_ASAN
+    void **fake = from ? &from->asan_fake_stack : &w->sched_fake_stack;
+    if (to)
+        __sanitizer_start_switch_fiber(fake, to->stack->low, rs__stack_usable(to->stack));
+    else
+        __sanitizer_start_switch_fiber(fake, w->thread_stack_low, w->thread_stack_size);
+#endif
+    rs__ctx_switch(save, to ? to->sp : w->sched_sp);
+#ifdef RS_ASAN
+    __sanitizer_finish_switch_fiber(from ? from->asan_fake_stack : w->sched_fake_stack, NULL, NULL);
+#endif
+}
+
+/* Invariant 6 (worker.c): checked on every switch out of a task whose stack
+ * has no guard page (a guard page faults on its own, at no cost per switch). */
+static inline void rs__check_stack(const rs_task *t)
+{
+    if (t->stack_unguarded && __builtin_expect(!rs__stack_redzone_intact(t->stack), 0))
+        rs__overflow_report(t);
+}
+
+/* The running task gives up the CPU: it has queued itself (yield) or parked
+ * on a wait. The next ready task runs directly while the dispatch budget
+ * lasts, else the scheduler. Returns when the task is scheduled again. */
+static inline void rs__switch_out_from(rs__worker *w, rs_task *cur)
+{
+    rs__check_stack(cur);
+    rs_task *next = --w->budget >= 0 ? rs__runq_pop(w) : NULL;
+    if (next == cur)
+        return;
+    rs__switch_to(w, cur, next);
+}
+
+static inline void rs__switch_out(rs__worker *w)
+{
+    rs__switch_out_from(w, w->current);
 }
 
 #endif
