@@ -147,6 +147,46 @@ Test(guard, disposal_of_rwlock_and_semaphore_releases_every_guard, .timeout = 10
     RS_RUN_OK(dispose_rwlock_and_sem, NULL);
 }
 
+static int recycled_locks(void *arg)
+{
+    (void)arg;
+    /* Lock objects are recycled after disposal: guards of the earlier locks
+     * must stay released even when their memory now serves a live lock. */
+    rs_guard stale[100];
+    for (int i = 0; i < 100; i++) {
+        rs_scope *s;
+        RS_CHECK_OK(rs_scope_open(NULL, &s));
+        rs_lock *l;
+        RS_CHECK_OK(rs_lock_new(s, &(rs_lock_opts){ .allow_multiple_readers = i % 2 == 1 }, &l));
+        stale[i] = (rs_guard)RS_GUARD_INIT;
+        RS_CHECK_OK(i % 2 ? rs_lock_write(l, NULL, &stale[i]) : rs_lock_acquire(l, NULL, &stale[i]));
+        RS_CHECK_OK(rs_scope_close(s));
+    }
+    rs_lock *live[4];
+    rs_guard held[4] = { RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT };
+    for (int i = 0; i < 4; i++) {
+        RS_CHECK_OK(rs_lock_new(NULL, NULL, &live[i]));
+        RS_CHECK_OK(rs_lock_acquire(live[i], NULL, &held[i]));
+    }
+    for (int i = 0; i < 100; i++) {
+        RS_CHECK(!rs_guard_held(&stale[i]));
+        RS_CHECK_EQ(rs_guard_release(&stale[i]), -EALREADY);
+    }
+    for (int i = 0; i < 4; i++) {
+        rs_lock_stats st;
+        RS_CHECK_OK(rs_lock_stats_get(live[i], &st));
+        RS_CHECK(st.exclusive);
+        RS_CHECK(rs_guard_held(&held[i]));
+        RS_CHECK_OK(rs_guard_release(&held[i]));
+    }
+    return 0;
+}
+
+Test(guard, guards_of_disposed_locks_stay_released_when_the_memory_is_reused, .timeout = 10)
+{
+    RS_RUN_OK(recycled_locks, NULL);
+}
+
 /* ------------------------------------------------------------ tokens */
 
 typedef struct token_arg {
