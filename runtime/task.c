@@ -259,13 +259,16 @@ int rs_yield(void)
         rs__check_stack(cur);
     }
     /* rs__make_ready and rs__switch_out, minus what the test above and a
-     * running task's state make unnecessary: this is the hottest path. */
+     * running task's state make unnecessary: this is the hottest path. The
+     * next task is taken before the current one is queued, so that loading
+     * it does not wait on the queue stores (and an empty queue means: go on). */
+    rs_task *next = rs__next_task(w);
+    if (!next)
+        return 0;
     cur->run_next = NULL;
     *w->runq_tailp = cur;
     w->runq_tailp = &cur->run_next;
-    rs_task *next = --w->budget >= 0 ? rs__runq_pop(w) : NULL;
-    if (next != cur)
-        rs__switch_to(w, cur, next);
+    rs__switch_to(w, cur, next);
     return 0;
 }
 

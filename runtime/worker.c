@@ -7,11 +7,13 @@
  *  2. A task is in exactly one of: the run queue (READY), running, parked on a
  *     wait (WAITING: t->waiting names the wait and exactly one party will wake
  *     it), pending on its scope's max_concurrency (PENDING), or DONE.
- *  3. Switches go task-to-task directly while the dispatch budget lasts and
- *     something is ready; otherwise back to the scheduler, which then makes
- *     one io_uring_enter that both submits every queued SQE and collects
- *     completions. It blocks in the kernel only when nothing is ready, with
- *     the earliest timer as the wait's limit: one kernel timeout for all
+ *  3. Switches go task-to-task directly while something is ready. Every
+ *     RS_DISPATCH_BATCH dispatches the switching task makes one non-blocking
+ *     io_uring_enter that both submits every queued SQE and collects
+ *     completions, and fires due timers (rs__worker_refill, on its own
+ *     stack: it only makes tasks ready). Only when nothing is ready does
+ *     control go back to the scheduler's context, which blocks in the kernel
+ *     with the earliest timer as the wait's limit: one kernel timeout for all
  *     timers, never an SQE per sleep.
  *  4. Every SQE that names a completion is counted in w->inflight until its
  *     last CQE is reaped; a task never returns from an operation before its
@@ -110,13 +112,15 @@ void rs__switch_exit(rs__worker *w)
 {
     rs_task *cur = w->current;
     rs__check_stack(cur);
+    /* First the kernel trip, if due: what it wakes may spawn, and a spawn
+     * must not be handed the stack this code still runs on. */
+    rs_task *next = rs__next_task(w);
     /* Invariant 5: the stack goes back to the pool while the task still runs
      * on it; nothing can take it before the switch below leaves it. */
     rs__stack_put(&w->stacks, cur->stack);
     cur->stack = NULL;
     if (cur->detached)
         rs__task_recycle(cur);
-    rs_task *next = --w->budget >= 0 ? rs__runq_pop(w) : NULL;
     void *discard;
     w->current = next;
 #ifdef RS_ASAN
@@ -245,6 +249,14 @@ static void report_deadlock(rs__worker *w)
                         "(a shielded scope?); aborting\n");
         abort();
     }
+}
+
+void rs__worker_refill(rs__worker *w)
+{
+    w->budget = RS_DISPATCH_BATCH;
+    poll_kernel(w, false);
+    if (rs__timer_count(&w->timers))
+        fire_timers(w);
 }
 
 void rs__worker_loop(rs__worker *w)

@@ -35,7 +35,7 @@ typedef struct rs__worker {
     rs_task *runq_head;          /* ready tasks, FIFO through rs_task.run_next */
     rs_task **runq_tailp;        /* where the next ready task is linked */
     rs_task **runq_timed_tailp;  /* end of the prefix of tasks woken by timers (see fire_timers) */
-    int budget;                  /* direct dispatches left before the next kernel trip; < 0: none */
+    int budget;                  /* dispatches left before the next kernel trip (rs__worker_refill) */
 
     rs__timer_heap timers;
     rs__stack_pool stacks;
@@ -78,6 +78,11 @@ static inline void rs__sqe_track(rs__worker *w, struct io_uring_sqe *sqe, void *
     io_uring_sqe_set_data(sqe, completion);
     w->inflight++;
 }
+
+/* The dispatch budget ran out: one non-blocking trip to the kernel (submit,
+ * reap) and the due timers, run on the current stack; it only makes tasks
+ * ready, never switches. Resets the budget. */
+void rs__worker_refill(rs__worker *w);
 
 /* The running task is finished: releases its stack (and record, if nobody
  * holds a handle) and switches away for good. */
@@ -141,13 +146,22 @@ static inline void rs__check_stack(const rs_task *t)
         rs__overflow_report(t);
 }
 
+/* The next task to run, after a kernel trip when the dispatch budget ran
+ * out; NULL: nothing is ready (the scheduler then waits in the kernel). */
+static inline rs_task *rs__next_task(rs__worker *w)
+{
+    if (__builtin_expect(--w->budget < 0, 0))
+        rs__worker_refill(w);
+    return rs__runq_pop(w);
+}
+
 /* The running task gives up the CPU: it has queued itself (yield) or parked
- * on a wait. The next ready task runs directly while the dispatch budget
- * lasts, else the scheduler. Returns when the task is scheduled again. */
+ * on a wait. The next ready task runs directly, or the scheduler when none
+ * is. Returns when the task is scheduled again. */
 static inline void rs__switch_out_from(rs__worker *w, rs_task *cur)
 {
     rs__check_stack(cur);
-    rs_task *next = --w->budget >= 0 ? rs__runq_pop(w) : NULL;
+    rs_task *next = rs__next_task(w);
     if (next == cur)
         return;
     rs__switch_to(w, cur, next);
