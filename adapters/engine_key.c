@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "adapters/engine.h"
+#include "runtime/sched.h"
 
 static __thread struct {
     dkey **buckets;

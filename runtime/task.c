@@ -31,6 +31,11 @@ static void task_free(rs__worker *w, rs_task *t)
     w->free_tasks = t;
 }
 
+void rs__task_update_cancel(rs_task *t)
+{
+    t->cancelled = t->cur_scope->cancelled || (t->cancel_requested && t->shield_depth == 0);
+}
+
 void rs__task_recycle(rs_task *t)
 {
     task_free(t->worker, t);
@@ -212,6 +217,9 @@ int rs_task_join(rs_task *t, int *result)
         rs__wait_init(&jw.wait, join_wait_abort);
         t->joiner = &jw.wait;
         int rc = rs__wait_park(&jw.wait, 0);
+        /* Cleared already by whoever woke us (the finishing task or the
+         * abort); said again so that no path leaves a pointer to this frame. */
+        t->joiner = NULL;
         if (rc)
             return rc;
     }

@@ -8,9 +8,9 @@
 #include <ringscope/runtime.h>
 
 #include "runtime/stack.h"
-#include "runtime/wait.h"
 
 typedef struct rs__worker rs__worker;
+typedef struct rs__wait rs__wait;
 
 typedef enum {
     RS_TASK_PENDING, /* waiting for a slot of its scope's max_concurrency; no stack yet */
@@ -65,37 +65,21 @@ void rs__task_recycle(rs_task *t);
 
 void rs__task_free_cache(rs__worker *w);
 
-#include "runtime/scope.h"
-#include "runtime/worker.h"
-
 /* Whether a cancellation point in t must return -ECANCELED: its innermost
  * scope is cancelled (cancellation propagates into nested scopes eagerly), or
  * the task itself was cancelled and it is not inside a shielded scope it
- * opened. Cached in t->cancelled; every change of its inputs (the task enters
+ * opened. Cached in t->cancelled: every change of its inputs (the task enters
  * or leaves a scope, a scope is cancelled, rs_task_cancel) calls
- * rs__task_update_cancel. */
-static inline bool rs__task_cancel_state(const rs_task *t)
-{
-    return t->cur_scope->cancelled || (t->cancel_requested && t->shield_depth == 0);
-}
-
-static inline void rs__task_update_cancel(rs_task *t)
-{
-    t->cancelled = rs__task_cancel_state(t);
-}
+ * rs__task_update_cancel, so a cancellation point is one load. */
+void rs__task_update_cancel(rs_task *t);
 
 static inline bool rs__task_cancelled(const rs_task *t)
 {
     return t->cancelled;
 }
 
-/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
-static inline int rs__checkpoint(void)
-{
-    rs__worker *w = rs__worker_get();
-    if (__builtin_expect(!w || !w->current, 0))
-        return -EPERM;
-    return rs__task_cancelled(w->current) ? -ECANCELED : 0;
-}
+/* What a user of tasks needs: their scopes and the scheduler's fast paths. */
+#include "runtime/scope.h"
+#include "runtime/sched.h"
 
 #endif

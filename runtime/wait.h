@@ -7,7 +7,10 @@
  * detach the record from whatever it is queued on and then either wake the
  * task at once or arrange for it to be woken later (an I/O operation waits for
  * its kernel completion first). rs__wait_wake clears abort, so "granted",
- * "timed out" and "cancelled" can never all happen: the first one wins. */
+ * "timed out" and "cancelled" can never all happen: the first one wins.
+ *
+ * The functions (rs__wait_init, rs__wait_park, rs__wait_wake,
+ * rs__deadline_after_ms) are inline, in runtime/sched.h. */
 #ifndef RS_RUNTIME_WAIT_H
 #define RS_RUNTIME_WAIT_H
 
@@ -28,19 +31,10 @@ struct rs__wait {
     rs__timer deadline;
 };
 
-/* Prepares a wait for the calling task. abort NULL: not cancellable. */
-void rs__wait_init(rs__wait *w, rs__abort_fn abort);
+/* The deadline timer's fire function (aborts the wait with -ETIMEDOUT). */
+void rs__wait_deadline_fired(rs__timer *t);
 
-/* Suspends the calling task until the wait is woken. deadline_ns (monotonic,
- * 0 = none) arms a timer that aborts the wait with -ETIMEDOUT. The caller has
- * already checked for cancellation and queued w where a waker will find it.
- * Returns the result passed to rs__wait_wake. */
-int rs__wait_park(rs__wait *w, int64_t deadline_ns);
-
-/* Ends the wait: the task becomes ready and rs__wait_park returns result. */
-void rs__wait_wake(rs__wait *w, int result);
-
-/* Converts a relative timeout in ms (0 = none) to a deadline for park. */
-int64_t rs__deadline_after_ms(int64_t ms);
+/* The slow part of rs__wait_park: arming the deadline. 0 or -ENOMEM. */
+int rs__wait_arm_deadline(rs__wait *w, int64_t deadline_ns);
 
 #endif

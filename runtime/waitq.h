@@ -49,10 +49,47 @@ static inline rs__waiter *rs__waitq_head(const rs__waitq *q)
  * (0 = none), or -ECANCELED. w->n and w->data are left for the primitive. */
 int rs__waitq_wait(rs__waitq *q, rs__waiter *w, int priority, int64_t deadline_ns);
 
-/* Queues without parking, for a waiter that is not a task (or parks later
- * with rs__wait_park on w->wait after setting its abort). */
-void rs__waitq_insert(rs__waitq *q, rs__waiter *w, int priority);
-void rs__waitq_remove(rs__waiter *w);
+/* Queues without parking, for a waiter that parks itself with rs__wait_park
+ * on w->wait (after setting its abort). Scans from the tail: equal
+ * priorities (the common case) append in O(1). */
+static inline void rs__waitq_insert(rs__waitq *q, rs__waiter *w, int priority)
+{
+    w->priority = priority;
+    w->queue = q;
+    rs__waiter *after = q->tail;
+    while (after && after->priority < priority)
+        after = after->prev;
+    w->prev = after;
+    w->next = after ? after->next : q->head;
+    if (w->next)
+        w->next->prev = w;
+    else
+        q->tail = w;
+    if (after)
+        after->next = w;
+    else
+        q->head = w;
+    q->len++;
+}
+
+/* Takes w out of its queue (no-op when not queued). */
+static inline void rs__waitq_remove(rs__waiter *w)
+{
+    rs__waitq *q = w->queue;
+    if (!q)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->prev = w->next = 0;
+    w->queue = 0;
+    q->len--;
+}
 
 /* Removes w from its queue and wakes its task with result. */
 void rs__waitq_grant(rs__waiter *w, int result);

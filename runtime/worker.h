@@ -9,8 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/context.h"
-#include "runtime/sanitizer.h"
 #include "runtime/stack.h"
 #include "runtime/timer.h"
 
@@ -90,86 +88,7 @@ __attribute__((noreturn)) void rs__switch_exit(rs__worker *w);
 
 __attribute__((noreturn)) void rs__overflow_report(const rs_task *t);
 
-#include "runtime/task.h"
-
-/* ------------------------------------------------------------ run queue */
-
-/* Appends t to the run queue. t must not be running elsewhere or queued. */
-static inline void rs__make_ready(rs__worker *w, rs_task *t)
-{
-    t->state = RS_TASK_ACTIVE;
-    t->run_next = NULL;
-    *w->runq_tailp = t;
-    w->runq_tailp = &t->run_next;
-}
-
-static inline rs_task *rs__runq_pop(rs__worker *w)
-{
-    rs_task *t = w->runq_head;
-    if (t) {
-        w->runq_head = t->run_next;
-        if (w->runq_timed_tailp == &t->run_next)
-            w->runq_timed_tailp = &w->runq_head;
-        if (!w->runq_head)
-            w->runq_tailp = &w->runq_head;
-    }
-    return t;
-}
-
-/* ------------------------------------------------------------ switching */
-
-/* Moves execution from the running context (task `from`, or the scheduler
- * when NULL) to `to` (a task, or the scheduler when NULL). Returns when
- * something switches back to `from`. */
-static inline void rs__switch_to(rs__worker *w, rs_task *from, rs_task *to)
-{
-    void **save = from ? &from->sp : &w->sched_sp;
-    w->current = to;
-#ifdef RS_ASAN
-    void **fake = from ? &from->asan_fake_stack : &w->sched_fake_stack;
-    if (to)
-        __sanitizer_start_switch_fiber(fake, to->stack->low, rs__stack_usable(to->stack));
-    else
-        __sanitizer_start_switch_fiber(fake, w->thread_stack_low, w->thread_stack_size);
-#endif
-    rs__ctx_switch(save, to ? to->sp : w->sched_sp);
-#ifdef RS_ASAN
-    __sanitizer_finish_switch_fiber(from ? from->asan_fake_stack : w->sched_fake_stack, NULL, NULL);
-#endif
-}
-
-/* Invariant 6 (worker.c): checked on every switch out of a task whose stack
- * has no guard page (a guard page faults on its own, at no cost per switch). */
-static inline void rs__check_stack(const rs_task *t)
-{
-    if (t->stack_unguarded && __builtin_expect(!rs__stack_redzone_intact(t->stack), 0))
-        rs__overflow_report(t);
-}
-
-/* The next task to run, after a kernel trip when the dispatch budget ran
- * out; NULL: nothing is ready (the scheduler then waits in the kernel). */
-static inline rs_task *rs__next_task(rs__worker *w)
-{
-    if (__builtin_expect(--w->budget < 0, 0))
-        rs__worker_refill(w);
-    return rs__runq_pop(w);
-}
-
-/* The running task gives up the CPU: it has queued itself (yield) or parked
- * on a wait. The next ready task runs directly, or the scheduler when none
- * is. Returns when the task is scheduled again. */
-static inline void rs__switch_out_from(rs__worker *w, rs_task *cur)
-{
-    rs__check_stack(cur);
-    rs_task *next = rs__next_task(w);
-    if (next == cur)
-        return;
-    rs__switch_to(w, cur, next);
-}
-
-static inline void rs__switch_out(rs__worker *w)
-{
-    rs__switch_out_from(w, w->current);
-}
+/* The scheduler's inline fast paths (run queue, switching, waits) are in
+ * runtime/sched.h. */
 
 #endif

@@ -1,6 +1,7 @@
 /* The priority wait queue: priority order, FIFO among equals, and exactly
  * one of grant, timeout or cancellation for each waiter. */
 #include "support.h"
+#include "runtime/sched.h"
 #include "runtime/waitq.h"
 
 static rs__waitq queue;

@@ -1,0 +1,163 @@
+/* The scheduler's fast paths, inline: the run queue, switching, parking and
+ * waking. They sit on every yield, every lock hand-off and every I/O wait, so
+ * they are written out here for the compiler to fold into their callers; the
+ * invariants they keep are stated at the top of runtime/worker.c. */
+#ifndef RS_RUNTIME_SCHED_H
+#define RS_RUNTIME_SCHED_H
+
+#include <errno.h>
+
+#include "runtime/context.h"
+#include "runtime/sanitizer.h"
+#include "runtime/task.h"
+#include "runtime/timer.h"
+#include "runtime/wait.h"
+#include "runtime/worker.h"
+
+/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
+static inline int rs__checkpoint(void)
+{
+    rs__worker *w = rs__worker_get();
+    if (__builtin_expect(!w || !w->current, 0))
+        return -EPERM;
+    return rs__task_cancelled(w->current) ? -ECANCELED : 0;
+}
+
+/* ------------------------------------------------------------ run queue */
+
+/* Appends t to the run queue. t must not be running elsewhere or queued. */
+static inline void rs__make_ready(rs__worker *w, rs_task *t)
+{
+    t->state = RS_TASK_ACTIVE;
+    t->run_next = NULL;
+    *w->runq_tailp = t;
+    w->runq_tailp = &t->run_next;
+}
+
+static inline rs_task *rs__runq_pop(rs__worker *w)
+{
+    rs_task *t = w->runq_head;
+    if (t) {
+        w->runq_head = t->run_next;
+        if (w->runq_timed_tailp == &t->run_next)
+            w->runq_timed_tailp = &w->runq_head;
+        if (!w->runq_head)
+            w->runq_tailp = &w->runq_head;
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------ switching */
+
+/* Moves execution from the running context (task `from`, or the scheduler
+ * when NULL) to `to` (a task, or the scheduler when NULL). Returns when
+ * something switches back to `from`. */
+static inline void rs__switch_to(rs__worker *w, rs_task *from, rs_task *to)
+{
+    void **save = from ? &from->sp : &w->sched_sp;
+    w->current = to;
+#ifdef RS_ASAN
+    void **fake = from ? &from->asan_fake_stack : &w->sched_fake_stack;
+    if (to)
+        __sanitizer_start_switch_fiber(fake, to->stack->low, rs__stack_usable(to->stack));
+    else
+        __sanitizer_start_switch_fiber(fake, w->thread_stack_low, w->thread_stack_size);
+#endif
+    rs__ctx_switch(save, to ? to->sp : w->sched_sp);
+#ifdef RS_ASAN
+    __sanitizer_finish_switch_fiber(from ? from->asan_fake_stack : w->sched_fake_stack, NULL, NULL);
+#endif
+}
+
+/* Invariant 6 (worker.c): checked on every switch out of a task whose stack
+ * has no guard page (a guard page faults on its own, at no cost per switch). */
+static inline void rs__check_stack(const rs_task *t)
+{
+    if (t->stack_unguarded && __builtin_expect(!rs__stack_redzone_intact(t->stack), 0))
+        rs__overflow_report(t);
+}
+
+/* The next task to run, after a kernel trip when the dispatch budget ran
+ * out; NULL: nothing is ready (the scheduler then waits in the kernel). */
+static inline rs_task *rs__next_task(rs__worker *w)
+{
+    if (__builtin_expect(--w->budget < 0, 0))
+        rs__worker_refill(w);
+    return rs__runq_pop(w);
+}
+
+/* The running task gives up the CPU: it has queued itself (yield) or parked
+ * on a wait. The next ready task runs directly, or the scheduler when none
+ * is. Returns when the task is scheduled again. */
+static inline void rs__switch_out_from(rs__worker *w, rs_task *cur)
+{
+    rs__check_stack(cur);
+    rs_task *next = rs__next_task(w);
+    if (next == cur)
+        return;
+    rs__switch_to(w, cur, next);
+}
+
+static inline void rs__switch_out(rs__worker *w)
+{
+    rs__switch_out_from(w, w->current);
+}
+
+/* ------------------------------------------------------------ waits */
+
+/* Prepares a wait for the calling task. abort NULL: not cancellable. */
+static inline void rs__wait_init(rs__wait *w, rs__abort_fn abort)
+{
+    rs__worker *wk = rs__worker_get();
+    w->task = wk ? wk->current : NULL;
+    w->abort = abort;
+    w->result = 0;
+    w->woken = false;
+    rs__timer_init(&w->deadline, rs__wait_deadline_fired);
+}
+
+/* Suspends the calling task until the wait is woken. deadline_ns (monotonic,
+ * 0 = none) arms a timer that aborts the wait with -ETIMEDOUT. The caller has
+ * already checked for cancellation and queued w where a waker will find it.
+ * Returns the result passed to rs__wait_wake (which also disarmed the timer). */
+static inline int rs__wait_park(rs__wait *w, int64_t deadline_ns)
+{
+    rs_task *t = w->task;
+    if (deadline_ns > 0 && rs__wait_arm_deadline(w, deadline_ns) != 0 && w->abort)
+        w->abort(w, -ENOMEM); /* no heap slot: fail the wait rather than wait forever */
+    if (!w->woken) {
+        t->waiting = w;
+        t->state = RS_TASK_WAITING;
+        rs__switch_out_from(t->worker, t);
+    }
+    return w->result;
+}
+
+/* Ends the wait: the task becomes ready and rs__wait_park returns result. */
+static inline void rs__wait_wake(rs__wait *w, int result)
+{
+    rs_task *t = w->task;
+    w->result = result;
+    w->abort = NULL;
+    if (rs__timer_armed(&w->deadline))
+        rs__timer_disarm(&t->worker->timers, &w->deadline);
+    w->woken = true;
+    t->waiting = NULL;
+    /* Not yet parked (an abort during rs__wait_park's own setup): the task is
+     * still running and will not park at all. */
+    if (t->state == RS_TASK_WAITING) {
+        rs__make_ready(t->worker, t);
+        /* The frames the switch will pop: fetch them while other tasks run
+         * (a burst of wake-ups then overlaps its cache misses). */
+        __builtin_prefetch(t->sp);
+        __builtin_prefetch((char *)t->sp + 64);
+    }
+}
+
+/* Converts a relative timeout in ms (0 = none) to a deadline for park. */
+static inline int64_t rs__deadline_after_ms(int64_t ms)
+{
+    return ms > 0 ? rs__clock_ns() + ms * 1000000 : 0;
+}
+
+#endif
