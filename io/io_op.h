@@ -45,6 +45,24 @@ static inline int rs__io_run(struct io_uring_sqe *sqe, int64_t deadline_ns)
  * waiting. Returns 0 when it is worth retrying, else a negative errno. */
 int rs__io_wait_ready(int fd, short events);
 
+/* The operations that wait for readiness and try again after -EAGAIN. */
+typedef enum { RS__IO_READ, RS__IO_WRITE, RS__IO_RECV, RS__IO_SEND, RS__IO_ACCEPT } rs__io_kind;
+
+typedef struct rs__io_req {
+    rs__io_kind kind;
+    int fd;
+    void *buf;            /* read, write, recv, send; accept: the sockaddr */
+    size_t len;
+    uint64_t offset;      /* read, write */
+    int flags;            /* recv, send: MSG_*; accept: SOCK_* */
+    socklen_t *addrlen;   /* accept */
+} rs__io_req;
+
+/* Runs the operation (arguments already checked, caller past rs__checkpoint)
+ * and returns its result; after -EAGAIN it waits for readiness and tries
+ * again, unless a recv or send asked for a single attempt (MSG_DONTWAIT). */
+int rs__io_retrying(const rs__io_req *r);
+
 /* IORING_OP_CONNECT bounded by deadline_ns (0 = none): -ETIMEDOUT when it
  * passes. Arguments already checked, caller past rs__checkpoint. */
 int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns);

@@ -20,43 +20,21 @@ static int check_args(int fd, const void *buf, size_t len, int64_t offset)
 ssize_t rs_read(int fd, void *buf, size_t len, int64_t offset)
 {
     int rc = rs__checkpoint();
+    if (!rc)
+        rc = check_args(fd, buf, len, offset);
     if (rc)
         return rc;
-    rc = check_args(fd, buf, len, offset);
-    if (rc)
-        return rc;
-    for (;;) {
-        struct io_uring_sqe *sqe = rs__uring_sqe();
-        if (!sqe)
-            return -EBUSY;
-        io_uring_prep_read(sqe, fd, buf, rs__io_count(len), (uint64_t)offset);
-        rc = rs__io_run(sqe, 0);
-        if (rc != -EAGAIN)
-            return rc;
-        rc = rs__io_wait_ready(fd, POLLIN);
-        if (rc)
-            return rc;
-    }
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_READ, .fd = fd, .buf = buf, .len = len,
+                                          .offset = (uint64_t)offset });
 }
 
 ssize_t rs_write(int fd, const void *buf, size_t len, int64_t offset)
 {
     int rc = rs__checkpoint();
+    if (!rc)
+        rc = check_args(fd, buf, len, offset);
     if (rc)
         return rc;
-    rc = check_args(fd, buf, len, offset);
-    if (rc)
-        return rc;
-    for (;;) {
-        struct io_uring_sqe *sqe = rs__uring_sqe();
-        if (!sqe)
-            return -EBUSY;
-        io_uring_prep_write(sqe, fd, buf, rs__io_count(len), (uint64_t)offset);
-        rc = rs__io_run(sqe, 0);
-        if (rc != -EAGAIN)
-            return rc;
-        rc = rs__io_wait_ready(fd, POLLOUT);
-        if (rc)
-            return rc;
-    }
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len,
+                                          .offset = (uint64_t)offset });
 }

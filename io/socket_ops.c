@@ -14,59 +14,28 @@ static int check_buf(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* After -EAGAIN the call waits for readiness and tries again, unless the
- * caller asked for a non-blocking attempt (MSG_DONTWAIT): then -EAGAIN is
- * the answer. */
-static bool retry_after(int rc, int flags)
-{
-    return rc == -EAGAIN && !(flags & MSG_DONTWAIT);
-}
-
 ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
 {
     int rc = rs__checkpoint();
+    if (!rc)
+        rc = check_buf(fd, buf, len);
     if (rc)
         return rc;
-    rc = check_buf(fd, buf, len);
-    if (rc)
-        return rc;
-    for (;;) {
-        struct io_uring_sqe *sqe = rs__uring_sqe();
-        if (!sqe)
-            return -EBUSY;
-        io_uring_prep_recv(sqe, fd, buf, rs__io_count(len), flags);
-        rc = rs__io_run(sqe, 0);
-        if (!retry_after(rc, flags))
-            return rc;
-        rc = rs__io_wait_ready(fd, POLLIN);
-        if (rc)
-            return rc;
-    }
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags });
 }
 
 /* MSG_NOSIGNAL always: a peer that went away is -EPIPE for this call, never
- * a SIGPIPE for the whole process. */
+ * a SIGPIPE for the whole process. With MSG_DONTWAIT, -EAGAIN is the answer
+ * rather than a reason to wait. */
 ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
 {
     int rc = rs__checkpoint();
+    if (!rc)
+        rc = check_buf(fd, buf, len);
     if (rc)
         return rc;
-    rc = check_buf(fd, buf, len);
-    if (rc)
-        return rc;
-    flags |= MSG_NOSIGNAL;
-    for (;;) {
-        struct io_uring_sqe *sqe = rs__uring_sqe();
-        if (!sqe)
-            return -EBUSY;
-        io_uring_prep_send(sqe, fd, buf, rs__io_count(len), flags);
-        rc = rs__io_run(sqe, 0);
-        if (!retry_after(rc, flags))
-            return rc;
-        rc = rs__io_wait_ready(fd, POLLOUT);
-        if (rc)
-            return rc;
-    }
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_SEND, .fd = fd, .buf = (void *)buf, .len = len,
+                                          .flags = flags | MSG_NOSIGNAL });
 }
 
 /* flags are accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC). A connection accepted
@@ -83,18 +52,8 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         return -EINVAL;
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
         return -EINVAL;
-    for (;;) {
-        struct io_uring_sqe *sqe = rs__uring_sqe();
-        if (!sqe)
-            return -EBUSY;
-        io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
-        rc = rs__io_run(sqe, 0);
-        if (rc != -EAGAIN)
-            return rc;
-        rc = rs__io_wait_ready(fd, POLLIN);
-        if (rc)
-            return rc;
-    }
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen,
+                                          .flags = flags });
 }
 
 /* The kernel keeps the connection attempt's state in the socket, so a

@@ -1,0 +1,40 @@
+/* The retry loop shared by the calls that may meet -EAGAIN: an operation on
+ * a non-blocking descriptor that some kernels complete with -EAGAIN inside
+ * io_uring instead of waiting (see rs__io_wait_ready). */
+#include <sys/socket.h>
+
+#include "io/io_op.h"
+
+static void prepare(struct io_uring_sqe *sqe, const rs__io_req *r)
+{
+    unsigned n = rs__io_count(r->len);
+    switch (r->kind) {
+    case RS__IO_READ: io_uring_prep_read(sqe, r->fd, r->buf, n, r->offset); break;
+    case RS__IO_WRITE: io_uring_prep_write(sqe, r->fd, r->buf, n, r->offset); break;
+    case RS__IO_RECV: io_uring_prep_recv(sqe, r->fd, r->buf, n, r->flags); break;
+    case RS__IO_SEND: io_uring_prep_send(sqe, r->fd, r->buf, n, r->flags); break;
+    case RS__IO_ACCEPT: io_uring_prep_accept(sqe, r->fd, r->buf, r->addrlen, r->flags); break;
+    }
+}
+
+static bool single_attempt(const rs__io_req *r)
+{
+    return (r->kind == RS__IO_RECV || r->kind == RS__IO_SEND) && (r->flags & MSG_DONTWAIT);
+}
+
+int rs__io_retrying(const rs__io_req *r)
+{
+    short events = r->kind == RS__IO_WRITE || r->kind == RS__IO_SEND ? POLLOUT : POLLIN;
+    for (;;) {
+        struct io_uring_sqe *sqe = rs__uring_sqe();
+        if (!sqe)
+            return -EBUSY;
+        prepare(sqe, r);
+        int rc = rs__io_run(sqe, 0);
+        if (rc != -EAGAIN || single_attempt(r))
+            return rc;
+        rc = rs__io_wait_ready(r->fd, events);
+        if (rc)
+            return rc;
+    }
+}
