@@ -118,6 +118,12 @@ typedef struct rs_bench_impl {
  * Returns 0 or the first error of an fn (after which nothing is reported). */
 int rs_bench_compare(rs_bench *b, const char *case_name, const char *unit, const rs_bench_impl *impls, size_t n);
 
+/* The cost of one switch: two ringscope tasks rs_yield()ing to each other,
+ * *(const uint64_t *)arg times each; ns per switch in *ns. An rs_bench_fn,
+ * so any suite can measure it in its own rounds as a same-run reference
+ * (defined by the switch suite). */
+int rs_bench_yield_switch(void *arg, double *ns);
+
 /* ------------------------------------------------------------ experiments in a child process */
 
 #define RS_BENCH_CHILD_VALUES 16

@@ -183,50 +183,6 @@ static int fiber_contended(void *arg, double *value)
     return rs_bench_fiber_mutex_handoff(c->tasks, c->total, value);
 }
 
-/* ------------------------------------------------------------ switch reference */
-
-typedef struct pingpong {
-    uint64_t n;
-    int64_t t0, t1;
-} pingpong;
-
-static int yielder(void *arg)
-{
-    pingpong *p = arg;
-    if (!p->t0)
-        p->t0 = rs_bench_now_ns();
-    for (uint64_t i = 0; i < p->n; i++) {
-        int rc = rs_yield();
-        if (rc)
-            return rc;
-    }
-    p->t1 = rs_bench_now_ns();
-    return 0;
-}
-
-static int pingpong_main(void *arg)
-{
-    rs_scope *s;
-    int rc = rs_scope_open(NULL, &s);
-    if (rc)
-        return rc;
-    for (int i = 0; i < 2 && !rc; i++)
-        rc = rs_spawn(s, yielder, arg, NULL, NULL);
-    if (rc)
-        rs_scope_cancel(s);
-    int crc = rs_scope_close(s);
-    return rc ? rc : crc;
-}
-
-static int ringscope_switch(void *arg, double *ns)
-{
-    pingpong p = { .n = *(const uint64_t *)arg / 2 };
-    int rc = rs_run(pingpong_main, &p, NULL);
-    if (rc)
-        return rc;
-    *ns = (double)(p.t1 - p.t0) / (2.0 * (double)p.n);
-    return 0;
-}
 
 /* ------------------------------------------------------------ the suite */
 
@@ -247,20 +203,21 @@ static int run_lock(rs_bench *b)
     uint64_t total = rs_bench_pick(b, 2000000, 200000);
     contended h2 = { .tasks = 2, .total = total, .handoff = true };
     contended h64 = { .tasks = 64, .total = total, .handoff = true };
+    uint64_t yields_per_task = total / 2; /* the same number of switches as hand-offs */
     rs_bench_note(b, "hand-off: %llu acquisitions per repetition, each one a hand-off to the head waiter; the switch "
                      "row is one rs_yield between 2 tasks in the same rounds (ratio = hand-off / switch, lower is "
                      "better)",
                   (unsigned long long)total);
     const rs_bench_impl hi2[] = {
         { "ringscope", ringscope_contended, &h2 },
-        { "ringscope switch", ringscope_switch, &total },
+        { "ringscope switch", rs_bench_yield_switch, &yields_per_task },
     };
     rc = rs_bench_compare(b, "hand-off, 2 tasks", "ns/op", hi2, 2);
     if (rc)
         return rc;
     const rs_bench_impl hi64[] = {
         { "ringscope", ringscope_contended, &h64 },
-        { "ringscope switch", ringscope_switch, &total },
+        { "ringscope switch", rs_bench_yield_switch, &yields_per_task },
     };
     rc = rs_bench_compare(b, "hand-off, 64 tasks", "ns/op", hi64, 2);
     if (rc)

@@ -53,7 +53,7 @@ static int pingpong_main(void *arg)
     return rc ? rc : crc;
 }
 
-static int ringscope_switch(void *arg, double *ns)
+int rs_bench_yield_switch(void *arg, double *ns)
 {
     pingpong p = { .n = *(const uint64_t *)arg };
     int rc = rs_run(pingpong_main, &p, NULL);
@@ -104,7 +104,7 @@ static int run_switch(rs_bench *b)
     rs_bench_note(b, "2 x %llu switches per repetition; ratio = ringscope / boost.context (lower is better)",
                   (unsigned long long)n);
     const rs_bench_impl impls[] = {
-        { "ringscope", ringscope_switch, &n },
+        { "ringscope", rs_bench_yield_switch, &n },
         { "boost.context", boost_switch, &n },
     };
     int rc = rs_bench_compare(b, "yield ping-pong, 2 tasks", "ns/switch", impls, 2);
