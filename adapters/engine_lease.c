@@ -25,79 +25,32 @@
 #include <string.h>
 
 #include "adapters/engine.h"
+#include "runtime/objpool.h"
 #include "runtime/task.h"
 
 #define NS_PER_MS 1000000
-#define LEASE_SLAB 16
 #define RETRY_MIN_NS (10 * NS_PER_MS)
 #define RETRY_MAX_NS (1000 * NS_PER_MS)
 
 /* ------------------------------------------------------------ records */
 
-typedef struct lease_slab {
-    struct lease_slab *next;
-    lease recs[LEASE_SLAB];
-} lease_slab;
-
-typedef struct lease_pool {
-    rs__scope_res res;
-    lease_slab *slabs;
-    lease *free;
-} lease_pool;
-
-static __thread lease_pool *pool;
-
-/* Attached to the runtime's top scope, disposed last: every lease is
- * released by then (locks belong to user scopes, closed before). */
-static void pool_dispose(rs__scope_res *r)
-{
-    lease_pool *p = (lease_pool *)r;
-    while (p->slabs) {
-        lease_slab *s = p->slabs;
-        p->slabs = s->next;
-        free(s);
-    }
-    if (pool == p)
-        pool = NULL;
-    free(p);
-}
-
-static lease_pool *pool_get(void)
-{
-    if (pool)
-        return pool;
-    rs__worker *w = rs__worker_get();
-    if (!w || !w->top)
-        return NULL;
-    lease_pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->res.dispose = pool_dispose;
-    rs__scope_attach(w->top, &p->res);
-    pool = p;
-    return p;
-}
+/* Leases hold their guard's grant record and stay readable after release (a
+ * stale guard may still look at them): stable memory from the worker's pool,
+ * linked through next_free while free. */
+static const rs__objpool_kind lease_kind = {
+    .slot = 2,
+    .size = sizeof(lease),
+    .link = offsetof(lease, next_free),
+    .per_slab = 16,
+};
 
 static void timer_fired(rs__timer *t);
 
 lease *rs__lease_alloc(dlock *l)
 {
-    lease_pool *p = pool_get();
-    if (!p)
+    lease *ls = rs__objpool_alloc(&lease_kind);
+    if (!ls)
         return NULL;
-    if (!p->free) {
-        lease_slab *s = calloc(1, sizeof *s);
-        if (!s)
-            return NULL;
-        s->next = p->slabs;
-        p->slabs = s;
-        for (int i = LEASE_SLAB - 1; i >= 0; i--) {
-            s->recs[i].next_free = p->free;
-            p->free = &s->recs[i];
-        }
-    }
-    lease *ls = p->free;
-    p->free = ls->next_free;
     memset(ls, 0, offsetof(lease, owner));
     ls->owner[0] = '\0';
     ls->lock = l;
@@ -111,8 +64,7 @@ void rs__lease_free(lease *ls)
 {
     ls->lock = NULL;
     ls->gr = NULL;
-    ls->next_free = pool->free;
-    pool->free = ls;
+    rs__objpool_free(&lease_kind, ls);
 }
 
 /* ------------------------------------------------------------ local state */

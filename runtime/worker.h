@@ -23,6 +23,9 @@ struct rs_store;
 /* Excess stacks whose pages are given back per idle round (one madvise each). */
 #define RS_TRIM_BATCH 64
 
+/* Kinds of record pools the layers above may use (runtime/objpool.h). */
+#define RS__OBJPOOL_KINDS 8
+
 typedef struct rs__worker {
     struct io_uring ring;
     unsigned ring_flags;         /* setup flags the kernel accepted */
@@ -38,6 +41,10 @@ typedef struct rs__worker {
     rs__timer_heap timers;
     rs__stack_pool stacks;
     rs_task *free_tasks;         /* recycled task records */
+    struct rs__objpool {
+        void *free, *slabs;
+        const struct rs__objpool_kind *kind;
+    } objpools[RS__OBJPOOL_KINDS]; /* record pools of the layers above (runtime/objpool.h) */
 
     size_t stack_size;           /* default task stack */
     struct rs_store *store;      /* runtime default lock store (NULL: built-in memory store) */

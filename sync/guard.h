@@ -23,7 +23,8 @@
  *
  * Threading: records come from a pool of the calling thread's worker (one
  * worker per rs_run today). A grant must be made and ended on the worker that
- * owns the primitive. */
+ * owns the primitive. Objects that embed a record (the in-memory lock embeds
+ * its exclusive holder's) come from such pools too, for the same reason. */
 #ifndef RS_SYNC_GUARD_H
 #define RS_SYNC_GUARD_H
 
@@ -34,6 +35,7 @@
 #include <ringscope/runtime.h>
 #include <ringscope/sync.h>
 
+#include "runtime/objpool.h"
 #include "runtime/scope.h"
 
 typedef struct rs__grant rs__grant;
@@ -81,40 +83,24 @@ struct rs__grant {
 
 /* ------------------------------------------------------------ records */
 
-typedef struct rs__grant_slab rs__grant_slab;
+/* Records come from the worker's pool of this kind (runtime/objpool.h):
+ * stable memory until rs_run tears the worker down, generation 1 when first
+ * carved, linked through next while free. */
+void rs__grant_first_use(void *rec);
 
-/* The calling worker's record pool. Created on first use and attached to the
- * runtime's top scope, whose disposal (the last step of rs_run) frees it. */
-typedef struct rs__stable_block rs__stable_block;
-
-#define RS__STABLE_CLASSES 8
-
-typedef struct rs__grant_pool {
-    rs__scope_res res;
-    rs__grant_slab *slabs;
-    rs__grant *free;
-    rs__stable_block *blocks; /* every stable block, for teardown */
-    struct {
-        size_t size;              /* 0: unused class */
-        rs__stable_block *free;   /* recycled blocks of that size */
-    } classes[RS__STABLE_CLASSES];
-} rs__grant_pool;
-
-extern __thread rs__grant_pool *rs__tls_grants __attribute__((tls_model("initial-exec")));
-
-rs__grant *rs__grant_alloc_slow(void);
+static const rs__objpool_kind rs__grant_kind = {
+    .slot = 0,
+    .size = sizeof(rs__grant),
+    .link = offsetof(rs__grant, next),
+    .per_slab = 64,
+    .first_use = rs__grant_first_use,
+};
 
 /* A free record with ops == NULL and a fresh generation, or NULL (-ENOMEM, or
  * no runtime on this thread). The caller sets every field it uses. */
 static inline rs__grant *rs__grant_alloc(void)
 {
-    rs__grant_pool *p = rs__tls_grants;
-    if (__builtin_expect(p && p->free, 1)) {
-        rs__grant *gr = p->free;
-        p->free = gr->next;
-        return gr;
-    }
-    return rs__grant_alloc_slow();
+    return rs__objpool_alloc(&rs__grant_kind);
 }
 
 /* Ends a grant: every guard naming it reads as released from now on, and the
@@ -126,22 +112,8 @@ static inline void rs__grant_free(rs__grant *gr)
     gr->ops = NULL;
     gr->obj = NULL;
     gr->data = NULL;
-    rs__grant_pool *p = rs__tls_grants;
-    if (p) {
-        gr->next = p->free;
-        p->free = gr;
-    }
+    rs__objpool_free(&rs__grant_kind, gr);
 }
-
-/* Stable memory for objects that embed a grant record (an in-memory lock
- * embeds the record of its exclusive holder, so that the fast path allocates
- * nothing): blocks are recycled per size on the calling worker and returned
- * to the allocator only when rs_run tears the worker down, like records.
- * rs__stable_alloc returns zeroed memory the first time a block is made and
- * the block as it was left when it is recycled (so an embedded record keeps
- * its generation); NULL on -ENOMEM or outside a runtime. */
-void *rs__stable_alloc(size_t size, bool *recycled);
-void rs__stable_free(void *obj);
 
 /* ------------------------------------------------------------ guards */
 

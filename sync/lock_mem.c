@@ -26,6 +26,22 @@
 #include "sync/lock_mem.h"
 
 
+static void mem_lock_first_use(void *rec)
+{
+    ((mem_lock *)rec)->xrec.gen = 1;
+}
+
+/* Lock objects embed their exclusive holder's grant record, so they come from
+ * stable memory (a guard of a disposed lock still reads its record). A free
+ * one links through base.ops; its xrec.gen keeps counting across reuses. */
+static const rs__objpool_kind mem_lock_kind = {
+    .slot = 1,
+    .size = sizeof(mem_lock),
+    .link = offsetof(mem_lock, base.ops),
+    .per_slab = 16,
+    .first_use = mem_lock_first_use,
+};
+
 static int release_excl(rs__grant *gr);
 static int release_read(rs__grant *gr);
 
@@ -184,7 +200,7 @@ static void mem_dispose(rs_lock *l)
     }
     ml->xrec.gen++; /* ends the exclusive grant, if any; the record stays readable */
     ml->excl = NULL;
-    rs__stable_free(ml);
+    rs__objpool_free(&mem_lock_kind, ml);
 }
 
 const rs__lock_ops rs__mem_lock_ops = {
@@ -199,11 +215,10 @@ int rs__lock_mem_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
 {
     (void)s;
     (void)opts;
-    bool recycled;
-    mem_lock *ml = rs__stable_alloc(sizeof *ml, &recycled);
+    mem_lock *ml = rs__objpool_alloc(&mem_lock_kind);
     if (!ml)
         return -ENOMEM;
-    uint64_t gen = recycled ? ml->xrec.gen : 1; /* a recycled record keeps counting */
+    uint64_t gen = ml->xrec.gen;
     *ml = (mem_lock){ 0 };
     ml->base.ops = &rs__mem_lock_ops;
     ml->xrec.gen = gen;
