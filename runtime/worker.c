@@ -4,9 +4,9 @@
  * several workers can run side by side later):
  *  1. At most one task runs at a time: w->current. While the scheduler's own
  *     context runs (the thread stack), w->current is NULL.
- *  2. A task is in exactly one of: the run queue (READY), running, parked on a
- *     wait (WAITING: t->waiting names the wait and exactly one party will wake
- *     it), pending on its scope's max_concurrency (PENDING), or DONE.
+ *  2. A task is in exactly one of: the run queue or running (ACTIVE), parked
+ *     on a wait (WAITING: t->waiting names the wait and exactly one party will
+ *     wake it), pending on its scope's max_concurrency (PENDING), or DONE.
  *  3. Switches go task-to-task directly while something is ready. Every
  *     RS_DISPATCH_BATCH dispatches the switching task makes one non-blocking
  *     io_uring_enter that both submits every queued SQE and collects
@@ -59,7 +59,7 @@ static int setup_ring(rs__worker *w, unsigned entries)
     for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof p);
-        p.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
         p.cq_entries = entries * 8;
         rc = io_uring_queue_init_params(entries, &w->ring, &p);
         if (rc == 0) {
