@@ -97,8 +97,7 @@ static int task_launch(rs__worker *w, rs_task *t, size_t stack_size)
 void rs__task_start_pending(rs_task *t)
 {
     rs__worker *w = t->worker;
-    size_t size = (size_t)t->sp; /* pending tasks keep their stack size in sp */
-    int rc = task_launch(w, t, size);
+    int rc = task_launch(w, t, t->pending_stack_size);
     if (rc) {
         /* No stack: the task ends with -ENOMEM without running. */
         t->result = rc;
@@ -147,7 +146,7 @@ static int spawn_into(rs__worker *w, rs_scope *s, rs_task_fn fn, void *arg, cons
     }
     if (s->max_concurrency && s->running >= s->max_concurrency) {
         t->state = RS_TASK_PENDING;
-        t->sp = (void *)stack_size;
+        t->pending_stack_size = stack_size;
         rs__scope_add_task(s, t);
         rs__scope_queue_pending(s, t);
     } else {

@@ -22,7 +22,10 @@ typedef enum {
 #define RS_TASK_NAME_MAX 32
 
 struct rs_task {
-    void *sp;                    /* saved context while not running */
+    union {
+        void *sp;                  /* saved context while not running */
+        size_t pending_stack_size; /* while PENDING (no stack yet): the stack it will get */
+    };
     rs__stack *stack;            /* NULL while pending and after it finished */
     rs__worker *worker;
     rs_task_fn fn;
