@@ -268,6 +268,16 @@ rs_scope *rs_current_scope(void)
     return w && w->current ? w->current->cur_scope : NULL;
 }
 
+int rs__owner_scope(rs_scope **s)
+{
+    rs__worker *w = rs__worker_get();
+    if (!w || (!*s && !w->current))
+        return -EPERM;
+    if (!*s)
+        *s = w->current->cur_scope;
+    return 0;
+}
+
 struct rs_store *rs__scope_store(const rs_scope *s)
 {
     return s->store ? s->store : s->worker->store;

@@ -87,6 +87,11 @@ void rs__scope_add_task(rs_scope *s, rs_task *t);
 void rs__scope_queue_pending(rs_scope *s, rs_task *t);
 void rs__scope_forget_finished(rs_scope *s, rs_task *t);
 
+/* The scope an object made by a *_new(s, ...) call belongs to: s itself, or
+ * for s == NULL the calling task's current scope. 0, or -EPERM without a
+ * runtime on this thread (or for NULL outside a task). */
+int rs__owner_scope(rs_scope **s);
+
 /* The lock store rs_scope_acquire_lock uses in s: its own, inherited, or the
  * runtime's (NULL means the built-in memory store). */
 struct rs_store *rs__scope_store(const rs_scope *s);

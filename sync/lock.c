@@ -37,15 +37,12 @@ int rs_lock_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
 {
     if (!out)
         return -EINVAL;
-    rs__worker *w = rs__worker_get();
-    if (!w || (!s && !w->current))
-        return -EPERM;
-    if (!s)
-        s = w->current->cur_scope;
+    int rc = rs__owner_scope(&s);
+    if (rc)
+        return rc;
     if (opts && opts->ttl_ms < 0)
         return -EINVAL;
     rs_lock *l = NULL;
-    int rc;
     if (opts && opts->store) {
         rc = check_store_opts(opts);
         if (rc)

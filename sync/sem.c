@@ -101,11 +101,9 @@ int rs_sem_new(rs_scope *s, int64_t permits, rs_sem **out)
 {
     if (!out || permits <= 0)
         return -EINVAL;
-    rs__worker *w = rs__worker_get();
-    if (!w || (!s && !w->current))
-        return -EPERM;
-    if (!s)
-        s = w->current->cur_scope;
+    int rc = rs__owner_scope(&s);
+    if (rc)
+        return rc;
     rs_sem *sem = calloc(1, sizeof *sem);
     if (!sem)
         return -ENOMEM;
