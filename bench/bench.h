@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ringscope/runtime.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -117,6 +119,11 @@ typedef struct rs_bench_impl {
  * row of case_name, and the ratio of impls[0] to every other implementation.
  * Returns 0 or the first error of an fn (after which nothing is reported). */
 int rs_bench_compare(rs_bench *b, const char *case_name, const char *unit, const rs_bench_impl *impls, size_t n);
+
+/* From inside a task: runs n tasks in a fresh scope to their end, task 0
+ * running first(arg) and the others rest(arg). Returns the first error: a
+ * failed spawn (the tasks already started are cancelled) or the scope's. */
+int rs_bench_run_tasks(unsigned n, rs_task_fn first, rs_task_fn rest, void *arg);
 
 /* The cost of one switch: two ringscope tasks rs_yield()ing to each other,
  * *(const uint64_t *)arg times each; ns per switch in *ns. An rs_bench_fn,

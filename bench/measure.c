@@ -219,3 +219,17 @@ int rs_bench_reset_peak_rss(void)
     close(fd);
     return rc;
 }
+
+int rs_bench_run_tasks(unsigned n, rs_task_fn first, rs_task_fn rest, void *arg)
+{
+    rs_scope *s;
+    int rc = rs_scope_open(NULL, &s);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < n && !rc; i++)
+        rc = rs_spawn(s, i == 0 ? first : rest, arg, NULL, NULL);
+    if (rc)
+        rs_scope_cancel(s);
+    int crc = rs_scope_close(s);
+    return rc ? rc : crc;
+}

@@ -147,20 +147,11 @@ static int contended_main(void *arg)
     int rc = rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = r->c->rw }, &r->lock);
     if (rc)
         return rc;
-    rs_scope *s;
-    rc = rs_scope_open(&(rs_scope_opts){ .name = "contenders" }, &s);
-    if (rc)
-        return rc;
     int64_t t0 = rs_bench_now_ns();
-    for (unsigned i = 0; i < r->c->tasks && !rc; i++) {
-        rs_task_fn fn = !r->c->rw ? contender : i == 0 ? writer : reader;
-        rc = rs_spawn(s, fn, r, NULL, NULL);
-    }
-    if (rc)
-        rs_scope_cancel(s);
-    int crc = rs_scope_close(s);
+    rc = r->c->rw ? rs_bench_run_tasks(r->c->tasks, writer, reader, r)
+                  : rs_bench_run_tasks(r->c->tasks, contender, contender, r);
     r->elapsed = rs_bench_now_ns() - t0;
-    return rc ? rc : crc;
+    return rc;
 }
 
 static int ringscope_contended(void *arg, double *value)

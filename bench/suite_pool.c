@@ -88,17 +88,9 @@ static int pool_main(void *arg)
         r->elapsed = rs_bench_now_ns() - t0;
         return rc;
     }
-    rs_scope *s;
-    rc = rs_scope_open(NULL, &s);
-    if (rc)
-        return rc;
-    for (unsigned i = 0; i < c->tasks && !rc; i++)
-        rc = rs_spawn(s, pool_user, r, NULL, NULL);
-    if (rc)
-        rs_scope_cancel(s);
-    int crc = rs_scope_close(s);
+    rc = rs_bench_run_tasks(c->tasks, pool_user, pool_user, r);
     r->elapsed = rs_bench_now_ns() - t0;
-    return rc ? rc : crc;
+    return rc;
 }
 
 static int ringscope_pool(void *arg, double *ns)

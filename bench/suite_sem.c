@@ -68,17 +68,9 @@ static int sem_main(void *arg)
         r->elapsed = rs_bench_now_ns() - t0;
         return rc;
     }
-    rs_scope *s;
-    rc = rs_scope_open(NULL, &s);
-    if (rc)
-        return rc;
-    for (unsigned i = 0; i < r->c->tasks && !rc; i++)
-        rc = rs_spawn(s, sem_user, r, NULL, NULL);
-    if (rc)
-        rs_scope_cancel(s);
-    int crc = rs_scope_close(s);
+    rc = rs_bench_run_tasks(r->c->tasks, sem_user, sem_user, r);
     r->elapsed = rs_bench_now_ns() - t0;
-    return rc ? rc : crc;
+    return rc;
 }
 
 static int ringscope_sem(void *arg, double *ns)

@@ -41,16 +41,7 @@ static int yielder(void *arg)
 
 static int pingpong_main(void *arg)
 {
-    rs_scope *s;
-    int rc = rs_scope_open(&(rs_scope_opts){ .name = "pingpong" }, &s);
-    if (rc)
-        return rc;
-    for (int i = 0; i < 2 && !rc; i++)
-        rc = rs_spawn(s, yielder, arg, NULL, NULL);
-    if (rc)
-        rs_scope_cancel(s);
-    int crc = rs_scope_close(s);
-    return rc ? rc : crc;
+    return rs_bench_run_tasks(2, yielder, yielder, arg);
 }
 
 int rs_bench_yield_switch(void *arg, double *ns)
