@@ -1,8 +1,19 @@
-/* Per-worker record pools (see objpool.h). Invariant: every record of a
- * pool's slabs is either on its free list or handed out; slabs are freed only
- * with the worker. */
+/* Per-worker record pools (see objpool.h).
+ *
+ * Invariants:
+ *  1. Every record of a pool's slabs is on its free list or handed out.
+ *  2. Slabs are never given back to the allocator while the process runs. A
+ *     worker's teardown retires its pools (slabs and free records) to a
+ *     process-wide store, and a later worker that runs dry adopts them. So a
+ *     guard that outlived its runtime (kept in a static, released from an
+ *     atexit handler or by the next rs_run) still reads a record whose
+ *     generation has moved on, and answers -EALREADY instead of reading freed
+ *     memory. The memory kept is what the busiest runtime once needed.
+ *  3. Generations only grow, also across adoption: a stale guard never
+ *     matches a grant made by a later runtime. */
 #include "runtime/objpool.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +22,40 @@ typedef struct slab {
     struct slab *next;
     max_align_t records[];
 } slab;
+
+/* Pools of ended workers, per kind; guarded by retired_lock (workers on
+ * different threads end and start independently). */
+static struct retired_pool {
+    void *free;
+    slab *slabs;
+} retired[RS__OBJPOOL_KINDS];
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Chain b after the last slab of a; returns the joined chain. */
+static slab *slab_chain_join(slab *a, slab *b)
+{
+    if (!a)
+        return b;
+    slab *last = a;
+    while (last->next)
+        last = last->next;
+    last->next = b;
+    return a;
+}
+
+/* Moves every free record and slab of the retired store into p. */
+static void adopt_retired(const rs__objpool_kind *kind, rs__objpool *p)
+{
+    pthread_mutex_lock(&retired_lock);
+    struct retired_pool *r = &retired[kind->slot];
+    if (r->free) {
+        p->free = r->free;
+        p->slabs = slab_chain_join(p->slabs, r->slabs);
+        r->free = NULL;
+        r->slabs = NULL;
+    }
+    pthread_mutex_unlock(&retired_lock);
+}
 
 void *rs__objpool_alloc_slow(const rs__objpool_kind *kind)
 {
@@ -24,6 +69,8 @@ void *rs__objpool_alloc_slow(const rs__objpool_kind *kind)
         abort();
     }
     p->kind = kind;
+    if (!p->free)
+        adopt_retired(kind, p);
     if (!p->free) {
         slab *s = calloc(1, sizeof *s + (size_t)kind->per_slab * kind->size);
         if (!s)
@@ -44,15 +91,23 @@ void *rs__objpool_alloc_slow(const rs__objpool_kind *kind)
     return rec;
 }
 
-void rs__objpool_destroy_all(rs__worker *w)
+void rs__objpool_retire_all(rs__worker *w)
 {
+    pthread_mutex_lock(&retired_lock);
     for (int i = 0; i < RS__OBJPOOL_KINDS; i++) {
         rs__objpool *p = &w->objpools[i];
-        while (p->slabs) {
-            slab *s = p->slabs;
-            p->slabs = s->next;
-            free(s);
+        if (p->slabs) {
+            struct retired_pool *r = &retired[i];
+            if (p->free) {
+                void **link = rs__objpool_link(p->kind, p->free);
+                while (*link)
+                    link = rs__objpool_link(p->kind, *link);
+                *link = r->free;
+                r->free = p->free;
+            }
+            r->slabs = slab_chain_join(p->slabs, r->slabs);
         }
         *p = (rs__objpool){ 0 };
     }
+    pthread_mutex_unlock(&retired_lock);
 }

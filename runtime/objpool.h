@@ -1,9 +1,11 @@
 /* Per-worker pools of fixed-size records whose memory outlives their use.
  *
  * A record handed out and given back stays allocated, on its worker's free
- * list, until the worker is torn down at the end of rs_run. So a stale
- * pointer to a record (a guard that outlived its grant, a copy of one) can
- * still be read safely, and a generation number inside the record tells it
+ * list, and when the worker ends at the end of rs_run its pools are retired
+ * to a process-wide store that later workers adopt (objpool.c): record
+ * memory is never freed while the process runs. So a stale pointer to a
+ * record (a guard that outlived its grant, a copy of one, a guard kept past
+ * the end of its runtime) can still be read safely, and a generation number inside the record tells it
  * that the record has moved on. Allocation and return are a free-list pop
  * and push; a slab of records is carved when the list runs dry.
  *
@@ -59,7 +61,7 @@ static inline void *rs__objpool_alloc(const rs__objpool_kind *kind)
 }
 
 /* Gives rec back to the calling worker's pool of its kind (the memory stays
- * readable until the worker ends). Outside a runtime it is kept. */
+ * readable for good). Outside a runtime it is kept. */
 static inline void rs__objpool_free(const rs__objpool_kind *kind, void *rec)
 {
     rs__worker *w = rs__worker_get();
@@ -70,7 +72,8 @@ static inline void rs__objpool_free(const rs__objpool_kind *kind, void *rec)
     p->free = rec;
 }
 
-/* Frees every slab of every pool of w (worker teardown). */
-void rs__objpool_destroy_all(rs__worker *w);
+/* Worker teardown: retires every pool of w (its slabs and free records) to
+ * the process-wide store, where the next worker that runs dry adopts them. */
+void rs__objpool_retire_all(rs__worker *w);
 
 #endif

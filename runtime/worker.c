@@ -101,7 +101,7 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
 void rs__worker_destroy(rs__worker *w)
 {
     rs__overflow_worker_destroy(w);
-    rs__objpool_destroy_all(w);
+    rs__objpool_retire_all(w);
     rs__task_free_cache(w);
     rs__stack_pool_destroy(&w->stacks);
     io_uring_queue_exit(&w->ring);

@@ -3,8 +3,9 @@
  * Invariant: a pooled record is either free (ops == NULL, on its worker's
  * free list) or live (ops != NULL); an embedded record keeps its ops. Either
  * way the generation changes exactly when a grant through the record ends.
- * Records (and the objects embedding one) stay allocated until rs_run tears
- * the worker down, so reading a stale guard's record is always safe. */
+ * Records (and the objects embedding one) are never freed while the process
+ * runs (runtime/objpool.c), so reading a stale guard's record is always safe,
+ * also after its runtime ended. */
 #include "sync/guard.h"
 
 #include <errno.h>

@@ -10,12 +10,12 @@
  *
  * is what "this guard holds its grant" means. Ending a grant changes the
  * record's generation (rs__grant_free), and records are recycled but never
- * returned to the allocator while the runtime runs (only when rs_run tears the
- * worker down). So a guard that outlived its grant -- released twice, copied by
- * value and released through the other copy, or released by the disposal of
- * its primitive when the owning scope closed -- is recognised by a generation
- * mismatch without touching freed memory, and its release is a harmless
- * -EALREADY.
+ * returned to the allocator while the process runs (a runtime's pools are
+ * retired for later runtimes when it ends). So a guard that outlived its grant
+ * -- released twice, copied by value and released through the other copy,
+ * released by the disposal of its primitive when the owning scope closed, or
+ * kept past the end of its rs_run -- is recognised by a generation mismatch
+ * without touching freed memory, and its release is a harmless -EALREADY.
  *
  * Each kind of primitive gives its records an rs__grant_ops table; rs_guard_*
  * check the generation and dispatch through it. A kind fills a guard only with
@@ -84,8 +84,8 @@ struct rs__grant {
 /* ------------------------------------------------------------ records */
 
 /* Records come from the worker's pool of this kind (runtime/objpool.h):
- * stable memory until rs_run tears the worker down, generation 1 when first
- * carved, linked through next while free. */
+ * stable memory for the life of the process, generation 1 when first carved,
+ * linked through next while free. */
 void rs__grant_first_use(void *rec);
 
 static const rs__objpool_kind rs__grant_kind = {

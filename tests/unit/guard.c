@@ -281,3 +281,72 @@ Test(guard, lease_calls_on_an_in_memory_guard, .timeout = 10)
 {
     RS_RUN_OK(not_a_lease, NULL);
 }
+
+/* A guard kept past the end of its runtime: the root scope's close released
+ * it, and after rs_run returned it reads as released without touching freed
+ * memory (the address sanitizer build checks that), also once a later runtime
+ * reuses the records. */
+static rs_guard kept_guards[3];
+static uint64_t kept_tokens[3];
+
+static int fill_kept_guards(void *arg)
+{
+    (void)arg;
+    rs_lock *l, *rw;
+    rs_sem *sem;
+    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
+    RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = true }, &rw));
+    RS_CHECK_OK(rs_sem_new(NULL, 3, &sem));
+    RS_CHECK_OK(rs_lock_acquire(l, NULL, &kept_guards[0]));
+    RS_CHECK_OK(rs_lock_read(rw, NULL, &kept_guards[1]));
+    RS_CHECK_OK(rs_sem_acquire(sem, 2, NULL, &kept_guards[2]));
+    for (int i = 0; i < 3; i++) {
+        RS_CHECK(rs_guard_held(&kept_guards[i]));
+        kept_tokens[i] = rs_guard_token(&kept_guards[i]);
+    }
+    return 0;
+}
+
+/* Many grants and locks, so that the records of the first runtime are reused. */
+static int churn_records(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 200; round++) {
+        rs_lock *l;
+        RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = true }, &l));
+        rs_guard g[8];
+        for (int i = 0; i < 8; i++) {
+            g[i] = (rs_guard)RS_GUARD_INIT;
+            RS_CHECK_OK(rs_lock_read(l, NULL, &g[i]));
+        }
+        for (int i = 0; i < 8; i++)
+            RS_CHECK_OK(rs_guard_release(&g[i]));
+    }
+    for (int i = 0; i < 3; i++)
+        RS_CHECK(!rs_guard_held(&kept_guards[i]));
+    return 0;
+}
+
+static void check_kept_guards_released(void)
+{
+    for (int i = 0; i < 3; i++) {
+        cr_expect(!rs_guard_held(&kept_guards[i]), "guard %d still reads as held", i);
+        cr_expect_eq(rs_guard_token(&kept_guards[i]), kept_tokens[i]);
+        cr_expect_null(rs_guard_resource(&kept_guards[i]));
+        cr_expect_eq(rs_guard_extend(&kept_guards[i], 1000), -EALREADY);
+    }
+}
+
+Test(guard, guards_kept_past_the_end_of_their_runtime_read_as_released, .timeout = 10)
+{
+    RS_RUN_OK(fill_kept_guards, NULL);
+    check_kept_guards_released();
+    RS_RUN_OK(churn_records, NULL);
+    check_kept_guards_released();
+    for (int i = 0; i < 3; i++) {
+        rs_guard copy = kept_guards[i];
+        cr_expect_eq(rs_guard_release(&kept_guards[i]), -EALREADY);
+        rs_guard_cleanup(&copy);
+        cr_expect(!rs_guard_held(&copy));
+    }
+}
