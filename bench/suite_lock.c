@@ -9,7 +9,11 @@
  *    releaser's next acquire parks behind it, switching to the new holder: one
  *    hand-off and one switch per acquisition. ns per acquisition, beside the
  *    cost of one switch (two tasks rs_yield()ing to each other) measured in
- *    the same rounds, so that hand-off / switch is a same-run ratio.
+ *    the same rounds, so that hand-off / switch is a same-run ratio. Beside
+ *    them the floor no hand-off can go below: the same two tasks looping
+ *    { acquire; release; rs_yield() }, which makes the same API calls and
+ *    the same one switch per acquisition but never queues (the lock is free
+ *    at every acquire).
  *    Boost.Fiber cannot run this loop as a hand-off: its unlock does not give
  *    the mutex to the waiter, so the unlocking fiber takes it again.
  *  - contended with a yield in the critical section, 2 and 64 tasks: every
@@ -88,6 +92,7 @@ typedef struct contended {
     uint64_t total;
     bool rw;        /* 1 writer, tasks - 1 readers */
     bool handoff;   /* yield only in the first critical section */
+    bool floor;     /* yield after the release: never contended */
 } contended;
 
 typedef struct contended_run {
@@ -106,9 +111,14 @@ static int contender(void *arg)
         int rc = rs_lock_acquire(r->lock, NULL, &g);
         if (rc)
             return rc;
-        if (always || i == 0)
+        if (r->c->floor) {
+            rs_guard_release(&g);
             rc = rs_yield();
-        rs_guard_release(&g);
+        } else {
+            if (always || i == 0)
+                rc = rs_yield();
+            rs_guard_release(&g);
+        }
         if (rc)
             return rc;
     }
@@ -194,16 +204,19 @@ static int run_lock(rs_bench *b)
     uint64_t total = rs_bench_pick(b, 2000000, 200000);
     contended h2 = { .tasks = 2, .total = total, .handoff = true };
     contended h64 = { .tasks = 64, .total = total, .handoff = true };
+    contended floor2 = { .tasks = 2, .total = total, .floor = true };
     uint64_t yields_per_task = total / 2; /* the same number of switches as hand-offs */
     rs_bench_note(b, "hand-off: %llu acquisitions per repetition, each one a hand-off to the head waiter; the switch "
                      "row is one rs_yield between 2 tasks in the same rounds (ratio = hand-off / switch, lower is "
-                     "better)",
+                     "better); the floor row is 2 tasks looping { acquire; release; yield }: the same calls and "
+                     "switch without queueing, the least a hand-off can cost",
                   (unsigned long long)total);
     const rs_bench_impl hi2[] = {
         { "ringscope", ringscope_contended, &h2 },
         { "ringscope switch", rs_bench_yield_switch, &yields_per_task },
+        { "floor: acquire+release+yield", ringscope_contended, &floor2 },
     };
-    rc = rs_bench_compare(b, "hand-off, 2 tasks", "ns/op", hi2, 2);
+    rc = rs_bench_compare(b, "hand-off, 2 tasks", "ns/op", hi2, 3);
     if (rc)
         return rc;
     const rs_bench_impl hi64[] = {
