@@ -105,7 +105,8 @@
  * watch (optional; NULL when the backend has no notification mechanism) lets
  * a waiting task learn that a key MAY have become available without polling.
  * After watch(st, w) returned 0 and until unwatch(st, w), the backend calls
- * w->changed(w) on the thread that called watch, after any event it can
+ * w->changed(w) on the thread that called watch (an event on another thread
+ * pokes the watcher's worker, runtime/worker.h), after any event it can
  * observe that may let a waiter in: a release or force_release, a withdrawn
  * intent, a lease found expired. Promises and limits:
  *   - at least once per observed event, possibly spuriously (the engine
@@ -116,8 +117,7 @@
  *     missed; afterwards it counts changed() calls around each attempt and
  *     retries at once when one came in while the attempt was on the way;
  *   - best effort: an event the backend cannot see (a lease expiring on a
- *     server without expiry notifications, a release by another runtime of
- *     the memory store in another thread) produces no call. The engine
+ *     server without expiry notifications) produces no call. The engine
  *     therefore always bounds its wait with a jittered backoff and the
  *     retry_ms hint, so a missing wake-up costs latency, never a hang.
  * changed runs on the watcher's thread, possibly inside a store call of
@@ -162,6 +162,9 @@ typedef struct rs__store_watch {
     struct rs__store_watch *prev, *next;        /* backend's list */
     void *backend;                              /* backend's record of the key */
     const void *thread;                         /* the watcher's worker */
+    /* memory store: changed() is due on the watcher's thread after a poke */
+    struct rs__store_watch *poke_prev, *poke_next;
+    bool pokeable, poked;
 } rs__store_watch;
 
 struct rs__store_ops {

@@ -16,8 +16,9 @@
  *     with the earliest timer as the wait's limit: one kernel timeout for all
  *     timers, never an SQE per sleep.
  *  4. Every SQE that names a completion is counted in w->inflight until its
- *     last CQE is reaped; a task never returns from an operation before its
- *     CQE arrived (the kernel may write into the task's frame until then).
+ *     last CQE is reaped, except the worker's own standing poke read (marked
+ *     RS__UNTRACKED); a task never returns from an operation before its CQE
+ *     arrived (the kernel may write into the task's frame until then).
  *  5. A finished task returns its stack to the pool just before its last
  *     switch; returning a stack never makes a system call nor touches the
  *     stack's pages, so the task can still run on it until it switches.
@@ -29,9 +30,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <ringscope/runtime.h>
 
@@ -87,6 +91,7 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
         return rc;
     }
     rs__stack_pool_init(&w->stacks);
+    w->poke_fd = -1;
     w->runq_tailp = w->runq_timed_tailp = &w->runq_head;
 
     pthread_attr_t attr;
@@ -104,7 +109,9 @@ void rs__worker_destroy(rs__worker *w)
     rs__objpool_retire_all(w);
     rs__task_free_cache(w);
     rs__stack_pool_destroy(&w->stacks);
-    io_uring_queue_exit(&w->ring);
+    io_uring_queue_exit(&w->ring); /* also ends the queued poke read */
+    if (w->poke_fd >= 0)
+        close(w->poke_fd);
     rs__timer_heap_destroy(&w->timers);
 }
 
@@ -143,12 +150,13 @@ static void reap(rs__worker *w)
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&w->ring, head, cqe) {
-        rs__completion *c = io_uring_cqe_get_data(cqe);
+        uintptr_t data = (uintptr_t)cqe->user_data;
         seen++;
-        if (!c)
+        if (!data)
             continue;
-        if (!(cqe->flags & IORING_CQE_F_MORE))
+        if (!(data & RS__UNTRACKED) && !(cqe->flags & IORING_CQE_F_MORE))
             w->inflight--;
+        rs__completion *c = (rs__completion *)(data & ~RS__UNTRACKED);
         c->done(c, cqe->res, cqe->flags);
     }
     if (seen)
@@ -231,6 +239,82 @@ static void fire_timers(rs__worker *w)
         *w->runq_tailp = rest;
         w->runq_tailp = rest_tailp;
     }
+}
+
+/* ------------------------------------------------------------ pokes */
+
+#define POKE_HANDLERS_MAX 4
+
+static _Atomic(rs__poke_handler) poke_handlers[POKE_HANDLERS_MAX];
+static pthread_mutex_t poke_handlers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int rs__poke_handler_add(rs__poke_handler fn)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&poke_handlers_lock);
+    for (int i = 0; i < POKE_HANDLERS_MAX; i++) {
+        rs__poke_handler h = atomic_load(&poke_handlers[i]);
+        if (h == fn || !h) {
+            atomic_store(&poke_handlers[i], fn);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&poke_handlers_lock);
+    return rc;
+}
+
+static int queue_poke_read(rs__worker *w)
+{
+    struct io_uring_sqe *sqe = rs__sqe_get(w);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_read(sqe, w->poke_fd, &w->poke_buf, sizeof w->poke_buf, 0);
+    io_uring_sqe_set_data(sqe, (void *)((uintptr_t)&w->poke_read | RS__UNTRACKED));
+    w->poke_armed = true;
+    return 0;
+}
+
+/* The read completed: someone poked (the read consumed every poke so far). */
+static void poke_read_done(rs__completion *c, int res, uint32_t flags)
+{
+    (void)flags;
+    rs__worker *w = (rs__worker *)((char *)c - offsetof(rs__worker, poke_read));
+    w->poke_armed = false;
+    if (res == -ECANCELED)
+        return; /* the ring is going away */
+    /* Read again first: a poke that comes while the handlers run is not lost. */
+    if (res >= 0 || res == -EINTR || res == -EAGAIN)
+        queue_poke_read(w);
+    for (int i = 0; i < POKE_HANDLERS_MAX; i++) {
+        rs__poke_handler h = atomic_load(&poke_handlers[i]);
+        if (!h)
+            break;
+        h(w);
+    }
+}
+
+int rs__worker_poke_arm(rs__worker *w)
+{
+    if (w->poke_armed)
+        return 0;
+    if (w->poke_fd < 0) {
+        /* Blocking: the ring waits for a write instead of failing with -EAGAIN. */
+        w->poke_fd = eventfd(0, EFD_CLOEXEC);
+        if (w->poke_fd < 0)
+            return -errno;
+        w->poke_read.done = poke_read_done;
+    }
+    return queue_poke_read(w);
+}
+
+void rs__worker_poke(rs__worker *w)
+{
+    uint64_t one = 1;
+    /* Cannot block (the counter would have to reach 2^64 - 1) and cannot
+     * fail for a live worker's eventfd. */
+    ssize_t n = write(w->poke_fd, &one, sizeof one);
+    (void)n;
 }
 
 /* ------------------------------------------------------------ the loop */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/completion.h"
 #include "runtime/stack.h"
 #include "runtime/timer.h"
 
@@ -58,7 +59,19 @@ typedef struct rs__worker {
     size_t thread_stack_size;
     void *sched_fake_stack;
     void *altstack;              /* sigaltstack for reporting guard-page hits */
+
+    /* Pokes from other threads (rs__worker_poke): an eventfd whose read is
+     * kept queued on the ring while armed. */
+    int poke_fd;                 /* -1 until rs__worker_poke_arm */
+    bool poke_armed;             /* the read is queued */
+    uint64_t poke_buf;           /* what the read reads */
+    rs__completion poke_read;    /* its completion (untracked: see RS__UNTRACKED) */
 } rs__worker;
+
+/* The low bit of a CQE's user_data marks a completion that w->inflight does
+ * not count: the worker's own standing requests (the poke read), which must
+ * not keep it from finding out that nothing else can ever wake a task. */
+#define RS__UNTRACKED ((uintptr_t)1)
 
 extern __thread rs__worker *rs__tls_worker __attribute__((tls_model("initial-exec")));
 
@@ -94,6 +107,28 @@ void rs__worker_refill(rs__worker *w);
 __attribute__((noreturn)) void rs__switch_exit(rs__worker *w);
 
 __attribute__((noreturn)) void rs__overflow_report(const rs_task *t);
+
+/* ------------------------------------------------------------ pokes
+ *
+ * A task can only be woken on its own worker's thread. Another thread that
+ * changes something a task waits for (a release in the process-wide memory
+ * store by another runtime) pokes the task's worker instead; the worker then
+ * runs every registered poke handler on its own thread, at its next trip to
+ * the kernel (at once if it was waiting there), and a handler wakes what the
+ * poke was about. Pokes coalesce: handlers must look for everything pending. */
+typedef void (*rs__poke_handler)(rs__worker *w);
+
+/* Registers fn for every worker (idempotent, any thread, at most 4 kinds). 0 or -ENOSPC. */
+int rs__poke_handler_add(rs__poke_handler fn);
+
+/* On w's own thread: makes w reachable by pokes from now until it ends
+ * (creates its eventfd and queues the read once). 0 or a negative errno. */
+int rs__worker_poke_arm(rs__worker *w);
+
+/* Any thread: wakes w, which runs the poke handlers. w must have been armed
+ * and must still be running: the caller holds whatever keeps it alive (the
+ * memory store's mutex, while a watcher of w is registered). */
+void rs__worker_poke(rs__worker *w);
 
 /* The scheduler's inline fast paths (run queue, switching, waits) are in
  * runtime/sched.h. */

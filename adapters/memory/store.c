@@ -18,8 +18,14 @@
  *    strictly increasing per key as the contract asks (and across keys), with
  *    nothing to keep per key once it is free.
  *  - wake-ups: watchers are called on their own thread only (a task can only
- *    be woken by its own worker); watchers of other runtimes get none and
- *    fall back to the engine's backoff. */
+ *    be woken by its own worker). A watcher of another runtime is put on the
+ *    poked list and its worker is poked (runtime/worker.h); the worker's poke
+ *    handler, on its own thread, calls changed() for its watchers on the
+ *    list. A watcher is on the poked list iff its poked flag is set, and only
+ *    while it is watched. A registered watcher keeps its worker running (its
+ *    task is inside the store's engine), so poking under the mutex always
+ *    reaches a live worker. Should a worker not be pokeable (no eventfd),
+ *    its watchers fall back to the engine's backoff. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -64,6 +70,7 @@ static struct {
     uint64_t last_token;
     entry *spare;
     unsigned nspare;
+    rs__store_watch *poked; /* watchers whose changed() is due on their own thread */
 } T = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* ------------------------------------------------------------ table */
@@ -249,13 +256,50 @@ static bool purge(entry *e, int64_t now)
     return e->nholders + e->nintents != before;
 }
 
-/* Wakes this thread's watchers of e: something that kept a waiter out ended. */
+static void poked_unlink(rs__store_watch *w)
+{
+    if (w->poke_prev)
+        w->poke_prev->poke_next = w->poke_next;
+    else
+        T.poked = w->poke_next;
+    if (w->poke_next)
+        w->poke_next->poke_prev = w->poke_prev;
+    w->poke_prev = w->poke_next = NULL;
+    w->poked = false;
+}
+
+/* Tells e's watchers that something that kept a waiter out ended: this
+ * thread's at once, other runtimes' through a poke of their worker. */
 static void notify(entry *e)
 {
     const void *self = rs__worker_get();
-    for (rs__store_watch *w = e->watchers; w; w = w->next)
-        if (w->thread == self)
+    for (rs__store_watch *w = e->watchers; w; w = w->next) {
+        if (w->thread == self) {
             w->changed(w);
+        } else if (w->pokeable && !w->poked) {
+            w->poked = true;
+            w->poke_prev = NULL;
+            w->poke_next = T.poked;
+            if (T.poked)
+                T.poked->poke_prev = w;
+            T.poked = w;
+            rs__worker_poke((rs__worker *)w->thread);
+        }
+    }
+}
+
+/* Poke handler: on worker w's thread, the changes other threads saw for it. */
+static void run_poked(rs__worker *wk)
+{
+    pthread_mutex_lock(&T.mu);
+    for (rs__store_watch *w = T.poked, *next; w; w = next) {
+        next = w->poke_next;
+        if (w->thread == wk) {
+            poked_unlink(w);
+            w->changed(w);
+        }
+    }
+    pthread_mutex_unlock(&T.mu);
 }
 
 static int64_t holders_end(const entry *e)
@@ -492,11 +536,17 @@ static int mem_withdraw(rs_store *st, const char *key, const char *owner)
 static int mem_watch(rs_store *st, rs__store_watch *w)
 {
     (void)st;
+    rs__worker *self = rs__worker_get();
+    /* Reachable from other runtimes' releases; without it only the backoff. */
+    bool pokeable = rs__poke_handler_add(run_poked) == 0 && rs__worker_poke_arm(self) == 0;
     pthread_mutex_lock(&T.mu);
     entry *e = open_entry(w->key, true, rs__clock_ns());
     if (e) {
         w->backend = e;
-        w->thread = rs__worker_get();
+        w->thread = self;
+        w->pokeable = pokeable;
+        w->poked = false;
+        w->poke_prev = w->poke_next = NULL;
         w->prev = NULL;
         w->next = e->watchers;
         if (e->watchers)
@@ -521,6 +571,8 @@ static void mem_unwatch(rs_store *st, rs__store_watch *w)
             w->next->prev = w->prev;
         w->prev = w->next = NULL;
         w->backend = NULL;
+        if (w->poked)
+            poked_unlink(w);
         maybe_drop(e);
     }
     pthread_mutex_unlock(&T.mu);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "support.h"
 
@@ -128,4 +129,102 @@ static int churn_main(void *arg)
 Test(store_memory, distinct_keys_churn, .timeout = 20)
 {
     RS_RUN_OK(churn_main, NULL);
+}
+
+/* A waiter in one runtime is woken by a release in another runtime (another
+ * thread) at once, not at its next backoff retry. The holder keeps the lock
+ * long enough for the waiter's backoff to reach its ceiling (200 ms), then
+ * releases; in every round the waiter must hold the lock within 50 ms.
+ * Without the cross-thread wake-up the delay is spread over the whole backoff
+ * interval, so all rounds under 50 ms would be a fluke (about 1 in 250). */
+#define XWAKE_ROUNDS 5
+#define XWAKE_HOLD_MS 700
+
+typedef struct xwake {
+    pthread_barrier_t step;
+    int64_t released_ns[XWAKE_ROUNDS], acquired_ns[XWAKE_ROUNDS];
+} xwake;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef int (*xwake_rounds)(xwake *x, rs_lock *l);
+
+/* Runs rounds on a lock of key "k" that lives in its own scope, closed
+ * before the store handle is. */
+static int xwake_run(xwake *x, xwake_rounds rounds)
+{
+    rs_store *st;
+    rs_scope *s;
+    rs_lock *l;
+    RS_CHECK_OK(rs_store_open("memory:", &(rs_store_opts){ .key_prefix = "xwake:" }, &st));
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_lock_new(s, &(rs_lock_opts){ .store = st, .key = "k", .ttl_ms = 30000 }, &l));
+    int rc = rounds(x, l);
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(rs_store_close(st));
+    return rc;
+}
+
+static int xwake_holder_rounds(xwake *x, rs_lock *l)
+{
+    for (int r = 0; r < XWAKE_ROUNDS; r++) {
+        rs_guard g = RS_GUARD_INIT;
+        RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+        pthread_barrier_wait(&x->step); /* held: the waiter starts waiting */
+        RS_CHECK_OK(rs_sleep(XWAKE_HOLD_MS)); /* lets the waiter's backoff grow to its ceiling */
+        x->released_ns[r] = mono_ns();
+        RS_CHECK_OK(rs_guard_release(&g));
+        pthread_barrier_wait(&x->step); /* the waiter had its turn */
+    }
+    return 0;
+}
+
+static int xwake_waiter_rounds(xwake *x, rs_lock *l)
+{
+    for (int r = 0; r < XWAKE_ROUNDS; r++) {
+        pthread_barrier_wait(&x->step);
+        rs_guard g = RS_GUARD_INIT;
+        RS_CHECK_OK(rs_lock_acquire(l, &(rs_acquire_opts){ .timeout_ms = 10000 }, &g));
+        x->acquired_ns[r] = mono_ns();
+        RS_CHECK_OK(rs_guard_release(&g));
+        pthread_barrier_wait(&x->step);
+    }
+    return 0;
+}
+
+static int xwake_holder(void *arg)
+{
+    return xwake_run(arg, xwake_holder_rounds);
+}
+
+static int xwake_waiter(void *arg)
+{
+    return xwake_run(arg, xwake_waiter_rounds);
+}
+
+Test(store_memory, a_release_in_another_runtime_wakes_the_waiter_at_once, .timeout = 20)
+{
+    xwake x = { 0 };
+    pthread_barrier_init(&x.step, NULL, 2);
+    void *args_a[2] = { (void *)xwake_holder, &x }, *args_b[2] = { (void *)xwake_waiter, &x };
+    pthread_t ta, tb;
+    cr_assert_eq(pthread_create(&ta, NULL, run_thread, args_a), 0);
+    cr_assert_eq(pthread_create(&tb, NULL, run_thread, args_b), 0);
+    void *ra, *rb;
+    pthread_join(ta, &ra);
+    pthread_join(tb, &rb);
+    pthread_barrier_destroy(&x.step);
+    cr_assert_eq((intptr_t)ra, 0);
+    cr_assert_eq((intptr_t)rb, 0);
+    for (int r = 0; r < XWAKE_ROUNDS; r++) {
+        int64_t delay_ms = (x.acquired_ns[r] - x.released_ns[r]) / 1000000;
+        cr_expect_lt(delay_ms, 50, "round %d: the waiter got the lock %lld ms after the release", r,
+                     (long long)delay_ms);
+        cr_expect_geq(x.acquired_ns[r], x.released_ns[r]);
+    }
 }
