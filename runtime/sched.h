@@ -105,15 +105,22 @@ static inline void rs__switch_out(rs__worker *w)
 
 /* ------------------------------------------------------------ waits */
 
+/* Prepares a wait for task t, the calling task. abort NULL: not cancellable.
+ * (The deadline timer's fire function is set when a deadline is armed.) */
+static inline void rs__wait_init_task(rs__wait *w, rs_task *t, rs__abort_fn abort)
+{
+    w->task = t;
+    w->abort = abort;
+    w->result = 0;
+    w->woken = false;
+    w->deadline.handle = NULL;
+}
+
 /* Prepares a wait for the calling task. abort NULL: not cancellable. */
 static inline void rs__wait_init(rs__wait *w, rs__abort_fn abort)
 {
     rs__worker *wk = rs__worker_get();
-    w->task = wk ? wk->current : NULL;
-    w->abort = abort;
-    w->result = 0;
-    w->woken = false;
-    rs__timer_init(&w->deadline, rs__wait_deadline_fired);
+    rs__wait_init_task(w, wk ? wk->current : NULL, abort);
 }
 
 /* Suspends the calling task until the wait is woken. deadline_ns (monotonic,
@@ -139,8 +146,6 @@ static inline void rs__wait_wake(rs__wait *w, int result)
     rs_task *t = w->task;
     w->result = result;
     w->abort = NULL;
-    if (rs__timer_armed(&w->deadline))
-        rs__timer_disarm(&t->worker->timers, &w->deadline);
     w->woken = true;
     t->waiting = NULL;
     /* Not yet parked (an abort during rs__wait_park's own setup): the task is
@@ -152,6 +157,10 @@ static inline void rs__wait_wake(rs__wait *w, int result)
         __builtin_prefetch(t->sp);
         __builtin_prefetch((char *)t->sp + 64);
     }
+    /* Last, so that the common case (no deadline) needs no saved registers
+     * around a call in the middle of its callers. */
+    if (rs__timer_armed(&w->deadline))
+        rs__timer_disarm(&t->worker->timers, &w->deadline);
 }
 
 /* Converts a relative timeout in ms (0 = none) to a deadline for park. */

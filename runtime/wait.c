@@ -12,5 +12,6 @@ void rs__wait_deadline_fired(rs__timer *t)
 
 int rs__wait_arm_deadline(rs__wait *w, int64_t deadline_ns)
 {
+    rs__timer_init(&w->deadline, rs__wait_deadline_fired);
     return rs__timer_arm(&w->task->worker->timers, &w->deadline, deadline_ns);
 }

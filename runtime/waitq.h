@@ -91,6 +91,23 @@ static inline void rs__waitq_remove(rs__waiter *w)
     q->len--;
 }
 
+/* Takes the head out of q (q not empty) and returns it: rs__waitq_remove for
+ * the one waiter a granter always takes, without its general cases. */
+static inline rs__waiter *rs__waitq_pop_head(rs__waitq *q)
+{
+    rs__waiter *h = q->head;
+    rs__waiter *next = h->next;
+    q->head = next;
+    if (next)
+        next->prev = 0;
+    else
+        q->tail = 0;
+    h->next = 0;
+    h->queue = 0;
+    q->len--;
+    return h;
+}
+
 /* Removes w from its queue and wakes its task with result. */
 void rs__waitq_grant(rs__waiter *w, int result);
 

@@ -126,9 +126,8 @@ static void waiter_abort(rs__wait *w, int reason)
  * cancellation (rs__waitq_wait, unrolled: this is the path of every hand-off). */
 static int wait_for_grant(mem_lock *ml, rs_lock_mode mode, const rs_acquire_opts *o, rs_guard *g, rs_task *t)
 {
-    (void)t; /* rs__wait_init names the calling task itself */
     mem_waiter mw;
-    rs__wait_init(&mw.w.wait, waiter_abort);
+    rs__wait_init_task(&mw.w.wait, t, waiter_abort);
     mw.w.n = mode;
     mw.lock = ml;
     rs__waitq_insert(&ml->q, &mw.w, o->priority);
@@ -138,9 +137,10 @@ static int wait_for_grant(mem_lock *ml, rs_lock_mode mode, const rs_acquire_opts
     return rc;
 }
 
+/* excl is always the embedded record when set: no pointer to follow. */
 static inline bool holds_exclusively(const mem_lock *ml, const rs_task *t)
 {
-    return ml->excl && ml->excl->task == t;
+    return ml->excl && ml->xrec.task == t;
 }
 
 /* Anything but "free and nobody queued": self-deadlock check, the priority

@@ -63,22 +63,31 @@ typedef struct mem_waiter {
 } mem_waiter;
 
 /* Ends the exclusive grant gr (live) and hands the lock on: straight to an
- * exclusive or write waiter at the head (the hand-off of a contended mutex),
- * else through rs__mem_pump (readers are granted in a batch). */
+ * exclusive or write waiter at the head (the hand-off of a contended mutex:
+ * the embedded record, with its new generation, becomes the waiter's grant
+ * and the lock never reads as free), else through rs__mem_pump (readers are
+ * granted in a batch). */
 static inline int rs__mem_release_excl(rs__grant *gr)
 {
     mem_lock *ml = gr->obj;
-    gr->gen++;
-    ml->excl = NULL;
     rs__waiter *h = rs__waitq_head(&ml->q);
-    if (__builtin_expect(h != NULL, 0)) {
-        if (h->n == RS_LOCK_READ) {
-            rs__mem_pump(ml);
-        } else {
-            rs__slot_set(&((mem_waiter *)h)->slot, rs__mem_grant_excl(ml, (rs_lock_mode)h->n, h->wait.task));
-            rs__waitq_remove(h);
-            rs__wait_wake(&h->wait, 0);
-        }
+    uint64_t gen = ++gr->gen;
+    if (__builtin_expect(h == NULL, 1)) {
+        ml->excl = NULL;
+    } else if (h->n != RS_LOCK_READ) {
+        rs_task *t = h->wait.task;
+        uint64_t token = ml->next_token++;
+        gr->task = t;
+        gr->n = h->n;
+        gr->token = token;
+        mem_waiter *mw = (mem_waiter *)rs__waitq_pop_head(&ml->q);
+        mw->slot.grant = gr;
+        mw->slot.gen = gen;
+        mw->slot.token = token;
+        rs__wait_wake(&h->wait, 0);
+    } else {
+        ml->excl = NULL;
+        rs__mem_pump(ml);
     }
     return 0;
 }
