@@ -538,7 +538,7 @@ static int mem_watch(rs_store *st, rs__store_watch *w)
     (void)st;
     rs__worker *self = rs__worker_get();
     /* Reachable from other runtimes' releases; without it only the backoff. */
-    bool pokeable = rs__poke_handler_add(run_poked) == 0 && rs__worker_poke_arm(self) == 0;
+    bool pokeable = self && rs__poke_handler_add(run_poked) == 0 && rs__worker_poke_arm(self) == 0;
     pthread_mutex_lock(&T.mu);
     entry *e = open_entry(w->key, true, rs__clock_ns());
     if (e) {
