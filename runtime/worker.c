@@ -196,8 +196,15 @@ static bool poll_kernel(rs__worker *w, bool nothing_ready)
         if (!timer || wait_ns > 0) {
             if (w->stacks.nexcess) {
                 rs__stack_trim(&w->stacks, RS_TRIM_BATCH);
-            } else if (!timer && !io_pending(w)) {
-                return false;
+            } else if (!timer && w->inflight == 0) {
+                /* Nothing tracked can ever complete. Submit what is queued
+                 * (cancellations, the poke read), collect what is there, and
+                 * report whether that made anything ready: untracked requests
+                 * must not be waited for, or a deadlock would sleep forever. */
+                if (io_uring_sq_ready(&w->ring) > 0)
+                    io_uring_submit_and_get_events(&w->ring);
+                reap(w);
+                return w->runq_head != NULL;
             } else {
                 struct io_uring_cqe *cqe;
                 if (timer) {

@@ -8,6 +8,8 @@
 
 #include "support.h"
 
+#include <criterion/redirect.h>
+
 Test(store_memory, open_forms, .timeout = 5)
 {
     rs_store *st;
@@ -227,4 +229,54 @@ Test(store_memory, a_release_in_another_runtime_wakes_the_waiter_at_once, .timeo
                      (long long)delay_ms);
         cr_expect_geq(x.acquired_ns[r], x.released_ns[r]);
     }
+}
+
+/* A worker that waited through the memory store keeps a read queued for
+ * pokes from other runtimes for the rest of its run. That read must not hide
+ * a deadlock: with every task blocked for good, the runtime still cancels the
+ * root scope instead of sleeping in the kernel forever. */
+static int wait_on_own_signal(void *arg)
+{
+    return rs_signal_wait(arg, 0);
+}
+
+static int take_lock_once(void *arg)
+{
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_acquire(arg, NULL, &g));
+    return rs_guard_release(&g);
+}
+
+static int poked_worker_then_deadlock(void *arg)
+{
+    (void)arg;
+    rs_store *st;
+    rs_scope *s;
+    rs_lock *l;
+    RS_CHECK_OK(rs_store_open("memory:", &(rs_store_opts){ .key_prefix = "pokedeadlock:" }, &st));
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_lock_new(s, &(rs_lock_opts){ .store = st, .key = "k" }, &l));
+    /* Held by another owner, as another process would: the lock's task is
+     * refused by the store itself, watches the key and parks. */
+    RS_CHECK_OK(rs_store_acquire(st, "k", RS_LOCK_EXCLUSIVE, "someone-else", 30000, NULL));
+    RS_CHECK_OK(rs_spawn(s, take_lock_once, l, NULL, NULL));
+    RS_CHECK_OK(rs_yield());
+    rs_lock_stats stats;
+    RS_CHECK_OK(rs_lock_stats_get(l, &stats));
+    RS_CHECK_EQ(stats.pending, 1);
+    RS_CHECK_OK(rs_store_release(st, "k", RS_LOCK_EXCLUSIVE, "someone-else"));
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(rs_store_close(st));
+
+    rs_scope *stuck;
+    RS_CHECK_OK(rs_scope_open(NULL, &stuck));
+    RS_CHECK_OK(rs_spawn(stuck, wait_on_own_signal, rs_scope_signal(stuck), NULL, NULL));
+    return rs_scope_close(stuck);
+}
+
+Test(store_memory, a_worker_reachable_by_pokes_still_detects_a_deadlock, .timeout = 10)
+{
+    cr_redirect_stderr();
+    int rc = rs_run(poked_worker_then_deadlock, NULL, NULL);
+    cr_assert_eq(rc, -ECANCELED, "rs_run returned %d (%s)", rc, rs_strerror(rc));
 }
