@@ -46,6 +46,18 @@ static inline void **rs__objpool_link(const rs__objpool_kind *kind, void *rec)
     return (void **)((char *)rec + kind->link);
 }
 
+/* The fast half of rs__objpool_alloc: a record from w's free list, or NULL
+ * when it is empty (then call rs__objpool_alloc). Never calls anything, so a
+ * caller's fast path can stay a leaf. */
+static inline void *rs__objpool_pop(rs__worker *w, const rs__objpool_kind *kind)
+{
+    rs__objpool *p = &w->objpools[kind->slot];
+    void *rec = p->free;
+    if (__builtin_expect(rec != NULL, 1))
+        p->free = *rs__objpool_link(kind, rec);
+    return rec;
+}
+
 static inline void *rs__objpool_alloc(const rs__objpool_kind *kind)
 {
     rs__worker *w = rs__worker_get();

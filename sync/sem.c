@@ -40,11 +40,9 @@ static const rs__grant_ops sem_grant_ops = {
     .release = sem_release,
 };
 
-static rs__grant *grant_new(rs_sem *sem, int64_t n, rs_task *t)
+/* Makes gr (a free record) a grant of n permits to t. */
+static inline rs__grant *grant_fill(rs_sem *sem, rs__grant *gr, int64_t n, rs_task *t)
 {
-    rs__grant *gr = rs__grant_alloc();
-    if (!gr)
-        return NULL;
     gr->ops = &sem_grant_ops;
     gr->obj = sem;
     gr->task = t;
@@ -53,6 +51,12 @@ static rs__grant *grant_new(rs_sem *sem, int64_t n, rs_task *t)
     rs__grant_link(&sem->held, gr);
     sem->avail -= n;
     return gr;
+}
+
+static rs__grant *grant_new(rs_sem *sem, int64_t n, rs_task *t)
+{
+    rs__grant *gr = rs__grant_alloc();
+    return gr ? grant_fill(sem, gr, n, t) : NULL;
 }
 
 static void pump(rs_sem *sem)
@@ -116,29 +120,52 @@ int rs_sem_new(rs_scope *s, int64_t permits, rs_sem **out)
     return 0;
 }
 
-int rs_sem_acquire(rs_sem *sem, int64_t n, const rs_acquire_opts *o, rs_guard *g)
+/* The grant of an acquisition that fits, when the record pool must carve a
+ * new slab first. */
+static __attribute__((noinline)) int grant_now_carving(rs_sem *sem, int64_t n, rs_guard *g, rs_task *t)
 {
-    if (!sem || !g || n < 1 || n > sem->total || (o && o->timeout_ms < 0))
-        return -EINVAL;
-    int rc = rs__checkpoint();
-    if (rc)
-        return rc;
-    rs_task *t = rs__worker_get()->current;
-    int priority = o ? o->priority : 0;
-    const rs__waiter *h = rs__waitq_head(&sem->q);
-    if (n <= sem->avail && (!h || h->priority < priority)) {
-        rs__grant *gr = grant_new(sem, n, t);
-        if (!gr)
-            return -ENOMEM;
-        rs__guard_set(g, gr);
-        return 0;
-    }
+    rs__grant *gr = grant_new(sem, n, t);
+    if (!gr)
+        return -ENOMEM;
+    rs__guard_set(g, gr);
+    return 0;
+}
+
+/* Queues the calling task for n permits and waits for its grant. Out of line:
+ * its frame (the waiter record) and the registers its switch clobbers are
+ * not paid by the acquisitions that need no waiting. */
+static __attribute__((noinline)) int wait_for_permits(rs_sem *sem, int64_t n, const rs_acquire_opts *o, rs_guard *g,
+                                                      int priority)
+{
     sem_waiter sw;
     sw.w.n = n;
-    rc = rs__waitq_wait(&sem->q, &sw.w, priority, rs__deadline_after_ms(o ? o->timeout_ms : 0));
+    int rc = rs__waitq_wait(&sem->q, &sw.w, priority, rs__deadline_after_ms(o ? o->timeout_ms : 0));
     if (rc == 0)
         rs__guard_from_slot(g, &sw.slot);
     return rc;
+}
+
+int rs_sem_acquire(rs_sem *sem, int64_t n, const rs_acquire_opts *o, rs_guard *g)
+{
+    if (__builtin_expect(!sem || !g || n < 1 || n > sem->total || (o && o->timeout_ms < 0), 0))
+        return -EINVAL;
+    rs__worker *w = rs__worker_get();
+    if (__builtin_expect(!w || !w->current, 0))
+        return -EPERM;
+    rs_task *t = w->current;
+    if (__builtin_expect(rs__task_cancelled(t), 0))
+        return -ECANCELED;
+    int priority = o ? o->priority : 0;
+    const rs__waiter *h = rs__waitq_head(&sem->q);
+    if (__builtin_expect(n <= sem->avail && (!h || h->priority < priority), 1)) {
+        /* A leaf while the record pool has a record: no saved registers. */
+        rs__grant *gr = rs__objpool_pop(w, &rs__grant_kind);
+        if (__builtin_expect(!gr, 0))
+            return grant_now_carving(sem, n, g, t);
+        rs__guard_set(g, grant_fill(sem, gr, n, t));
+        return 0;
+    }
+    return wait_for_permits(sem, n, o, g, priority);
 }
 
 int rs_sem_try_acquire(rs_sem *sem, int64_t n, rs_guard *g)
