@@ -14,13 +14,22 @@
 #include "runtime/wait.h"
 #include "runtime/worker.h"
 
-/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
-static inline int rs__checkpoint(void)
+/* The calling task of a blocking call: 0 with *t set, -EPERM outside a
+ * task, -ECANCELED for a cancelled task (*t set all the same). */
+static inline int rs__blocking_caller(rs_task **t)
 {
     rs__worker *w = rs__worker_get();
     if (__builtin_expect(!w || !w->current, 0))
         return -EPERM;
-    return rs__task_cancelled(w->current) ? -ECANCELED : 0;
+    *t = w->current;
+    return __builtin_expect(rs__task_cancelled(*t), 0) ? -ECANCELED : 0;
+}
+
+/* 0, -ECANCELED for a cancelled calling task, -EPERM outside a task. */
+static inline int rs__checkpoint(void)
+{
+    rs_task *t;
+    return rs__blocking_caller(&t);
 }
 
 /* ------------------------------------------------------------ run queue */

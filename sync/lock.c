@@ -92,12 +92,10 @@ int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
 {
     if (__builtin_expect(!l || !g || (o && o->timeout_ms < 0) || l->rw, 0))
         return -EINVAL;
-    rs__worker *w = rs__worker_get();
-    if (__builtin_expect(!w || !w->current, 0))
-        return -EPERM;
-    rs_task *t = w->current;
-    if (__builtin_expect(rs__task_cancelled(t), 0))
-        return -ECANCELED;
+    rs_task *t;
+    int rc = rs__blocking_caller(&t);
+    if (__builtin_expect(rc != 0, 0))
+        return rc;
     if (!o)
         o = &default_acquire_opts;
     if (l->ops == &rs__mem_lock_ops) /* the in-memory fast path, inline */

@@ -149,17 +149,15 @@ int rs_sem_acquire(rs_sem *sem, int64_t n, const rs_acquire_opts *o, rs_guard *g
 {
     if (__builtin_expect(!sem || !g || n < 1 || n > sem->total || (o && o->timeout_ms < 0), 0))
         return -EINVAL;
-    rs__worker *w = rs__worker_get();
-    if (__builtin_expect(!w || !w->current, 0))
-        return -EPERM;
-    rs_task *t = w->current;
-    if (__builtin_expect(rs__task_cancelled(t), 0))
-        return -ECANCELED;
+    rs_task *t;
+    int rc = rs__blocking_caller(&t);
+    if (__builtin_expect(rc != 0, 0))
+        return rc;
     int priority = o ? o->priority : 0;
     const rs__waiter *h = rs__waitq_head(&sem->q);
     if (__builtin_expect(n <= sem->avail && (!h || h->priority < priority), 1)) {
         /* A leaf while the record pool has a record: no saved registers. */
-        rs__grant *gr = rs__objpool_pop(w, &rs__grant_kind);
+        rs__grant *gr = rs__objpool_pop(t->worker, &rs__grant_kind);
         if (__builtin_expect(!gr, 0))
             return grant_now_carving(sem, n, g, t);
         rs__guard_set(g, grant_fill(sem, gr, n, t));

@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <ringscope.h>
@@ -49,6 +50,35 @@
         int rs_run_rc_ = rs_run((fn), (arg), NULL);                                                           \
         cr_assert_eq(rs_run_rc_, 0, "rs_run(%s) returned %d (%s)", #fn, rs_run_rc_, rs_strerror(rs_run_rc_)); \
     } while (0)
+
+/* Two runtimes at once: rs_run(a, arg_a) and rs_run(b, arg_b), each on a
+ * thread of its own, and asserts that both returned 0 (on the test's thread).
+ * The tasks may step in turn with a pthread barrier of their own: a test
+ * harness between threads, not part of either runtime's scheduling. */
+typedef struct rs_test_thread_run {
+    rs_task_fn fn;
+    void *arg;
+    int rc;
+} rs_test_thread_run;
+
+static inline void *rs_test_thread_main(void *p)
+{
+    rs_test_thread_run *r = p;
+    r->rc = rs_run(r->fn, r->arg, NULL);
+    return NULL;
+}
+
+static inline void rs_test_run_two_threads(rs_task_fn a, void *arg_a, rs_task_fn b, void *arg_b)
+{
+    rs_test_thread_run ra = { a, arg_a, 0 }, rb = { b, arg_b, 0 };
+    pthread_t ta, tb;
+    cr_assert_eq(pthread_create(&ta, NULL, rs_test_thread_main, &ra), 0);
+    cr_assert_eq(pthread_create(&tb, NULL, rs_test_thread_main, &rb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_assert_eq(ra.rc, 0, "first runtime returned %d (%s)", ra.rc, rs_strerror(ra.rc));
+    cr_assert_eq(rb.rc, 0, "second runtime returned %d (%s)", rb.rc, rs_strerror(rb.rc));
+}
 
 /* The URL of a test server from the environment; fails loudly when missing
  * (scripts/services start exports them; tests never skip). */

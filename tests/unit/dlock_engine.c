@@ -752,27 +752,14 @@ static int xt_waiter(void *arg)
     return rs_store_close(st);
 }
 
-static void *xt_thread(void *arg)
-{
-    void **a = arg;
-    return (void *)(intptr_t)rs_run((rs_task_fn)a[0], a[1], NULL);
-}
-
 Test(dlock_engine, runtimes_in_two_threads_share_the_memory_store, .timeout = 10)
 {
     xt x = { 0 };
     pthread_barrier_init(&x.held, NULL, 2);
-    void *aa[2] = { (void *)xt_holder, &x }, *ab[2] = { (void *)xt_waiter, &x };
-    pthread_t ta, tb;
-    cr_assert_eq(pthread_create(&ta, NULL, xt_thread, aa), 0);
-    cr_assert_eq(pthread_create(&tb, NULL, xt_thread, ab), 0);
-    void *ra, *rb;
-    pthread_join(ta, &ra);
-    pthread_join(tb, &rb);
+    rs_test_run_two_threads(xt_holder, &x, xt_waiter, &x);
     pthread_barrier_destroy(&x.held);
-    cr_assert_eq((intptr_t)ra, 0);
-    cr_assert_eq((intptr_t)rb, 0);
     cr_assert_gt(x.token_b, x.token_a);
-    /* held for 200 ms; the other runtime finds out by backoff (at most 200 ms late) */
+    /* held for 200 ms; the release pokes the waiting runtime at once (its
+     * promptness is checked in store_memory.c; here only the bounds) */
     cr_assert(x.waited_ms >= 150 && x.waited_ms < 200 + 200 + 200, "waited %ld ms", (long)x.waited_ms);
 }

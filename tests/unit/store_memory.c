@@ -81,27 +81,12 @@ static int contender_main(void *arg)
     return rs_store_close(st);
 }
 
-static void *run_thread(void *arg)
-{
-    void **a = arg;
-    intptr_t rc = rs_run((rs_task_fn)a[0], a[1], NULL);
-    return (void *)rc;
-}
-
 Test(store_memory, one_table_for_every_runtime, .timeout = 10)
 {
     shared sh = { 0 };
     pthread_barrier_init(&sh.step, NULL, 2);
-    void *args_a[2] = { (void *)holder_main, &sh }, *args_b[2] = { (void *)contender_main, &sh };
-    pthread_t ta, tb;
-    cr_assert_eq(pthread_create(&ta, NULL, run_thread, args_a), 0);
-    cr_assert_eq(pthread_create(&tb, NULL, run_thread, args_b), 0);
-    void *ra, *rb;
-    pthread_join(ta, &ra);
-    pthread_join(tb, &rb);
+    rs_test_run_two_threads(holder_main, &sh, contender_main, &sh);
     pthread_barrier_destroy(&sh.step);
-    cr_assert_eq((intptr_t)ra, 0);
-    cr_assert_eq((intptr_t)rb, 0);
     cr_assert_eq(sh.busy_rc, -EBUSY);
     cr_assert_gt(sh.token_b, sh.token_a);
 }
@@ -213,16 +198,8 @@ Test(store_memory, a_release_in_another_runtime_wakes_the_waiter_at_once, .timeo
 {
     xwake x = { 0 };
     pthread_barrier_init(&x.step, NULL, 2);
-    void *args_a[2] = { (void *)xwake_holder, &x }, *args_b[2] = { (void *)xwake_waiter, &x };
-    pthread_t ta, tb;
-    cr_assert_eq(pthread_create(&ta, NULL, run_thread, args_a), 0);
-    cr_assert_eq(pthread_create(&tb, NULL, run_thread, args_b), 0);
-    void *ra, *rb;
-    pthread_join(ta, &ra);
-    pthread_join(tb, &rb);
+    rs_test_run_two_threads(xwake_holder, &x, xwake_waiter, &x);
     pthread_barrier_destroy(&x.step);
-    cr_assert_eq((intptr_t)ra, 0);
-    cr_assert_eq((intptr_t)rb, 0);
     for (int r = 0; r < XWAKE_ROUNDS; r++) {
         int64_t delay_ms = (x.acquired_ns[r] - x.released_ns[r]) / 1000000;
         cr_expect_lt(delay_ms, 50, "round %d: the waiter got the lock %lld ms after the release", r,
