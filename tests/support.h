@@ -80,6 +80,24 @@ static inline void rs_test_run_two_threads(rs_task_fn a, void *arg_a, rs_task_fn
     cr_assert_eq(rb.rc, 0, "second runtime returned %d (%s)", rb.rc, rs_strerror(rb.rc));
 }
 
+/* A deadlock for the runtime to break: a task of a new nested scope waits
+ * for that scope's signal, which only the scope's cancellation fires, while
+ * the calling task waits in the scope's close. Nothing can wake either of
+ * them until the runtime finds every task blocked and cancels the root
+ * scope; returns what the close returns then (-ECANCELED). */
+static inline int rs_test_wait_on_own_signal(void *sig)
+{
+    return rs_signal_wait(sig, 0);
+}
+
+static inline int rs_test_deadlock_in_a_nested_scope(void)
+{
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_spawn(s, rs_test_wait_on_own_signal, rs_scope_signal(s), NULL, NULL));
+    return rs_scope_close(s);
+}
+
 /* The URL of a test server from the environment; fails loudly when missing
  * (scripts/services start exports them; tests never skip). */
 static inline const char *rs_test_env_url(const char *var)

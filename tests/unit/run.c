@@ -137,21 +137,10 @@ Test(run, blocking_calls_outside_a_task_are_eperm, .timeout = 10)
     cr_assert_eq(rs_spawn((rs_scope *)&s, bump, NULL, NULL, NULL), -EPERM);
 }
 
-static int deadlocked_child(void *arg)
-{
-    rs_signal *never = arg;
-    return rs_signal_wait(never, 0);
-}
-
 static int main_deadlocks(void *arg)
 {
     (void)arg;
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(NULL, &s));
-    /* The child waits for its own scope's signal, which only fires when the
-     * scope is cancelled: nothing else can wake it. */
-    RS_CHECK_OK(rs_spawn(s, deadlocked_child, rs_scope_signal(s), NULL, NULL));
-    return rs_scope_close(s);
+    return rs_test_deadlock_in_a_nested_scope();
 }
 
 Test(run, a_deadlock_is_broken_by_cancelling_the_root_scope, .timeout = 10)

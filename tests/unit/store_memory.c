@@ -212,11 +212,6 @@ Test(store_memory, a_release_in_another_runtime_wakes_the_waiter_at_once, .timeo
  * pokes from other runtimes for the rest of its run. That read must not hide
  * a deadlock: with every task blocked for good, the runtime still cancels the
  * root scope instead of sleeping in the kernel forever. */
-static int wait_on_own_signal(void *arg)
-{
-    return rs_signal_wait(arg, 0);
-}
-
 static int take_lock_once(void *arg)
 {
     rs_guard g = RS_GUARD_INIT;
@@ -244,11 +239,7 @@ static int poked_worker_then_deadlock(void *arg)
     RS_CHECK_OK(rs_store_release(st, "k", RS_LOCK_EXCLUSIVE, "someone-else"));
     RS_CHECK_OK(rs_scope_close(s));
     RS_CHECK_OK(rs_store_close(st));
-
-    rs_scope *stuck;
-    RS_CHECK_OK(rs_scope_open(NULL, &stuck));
-    RS_CHECK_OK(rs_spawn(stuck, wait_on_own_signal, rs_scope_signal(stuck), NULL, NULL));
-    return rs_scope_close(stuck);
+    return rs_test_deadlock_in_a_nested_scope();
 }
 
 Test(store_memory, a_worker_reachable_by_pokes_still_detects_a_deadlock, .timeout = 10)
