@@ -145,6 +145,8 @@ void rs__switch_exit(rs__worker *w)
 
 /* ------------------------------------------------------------ I/O */
 
+static int queue_poke_read(rs__worker *w);
+
 static void reap(rs__worker *w)
 {
     struct io_uring_cqe *cqe;
@@ -161,6 +163,11 @@ static void reap(rs__worker *w)
     }
     if (seen)
         io_uring_cq_advance(&w->ring, seen);
+    /* Not from inside the loop above: queueing may have to submit and reap. */
+    if (w->poke_rearm) {
+        w->poke_rearm = false;
+        queue_poke_read(w);
+    }
 }
 
 struct io_uring_sqe *rs__sqe_get(rs__worker *w)
@@ -290,9 +297,10 @@ static void poke_read_done(rs__completion *c, int res, uint32_t flags)
     w->poke_armed = false;
     if (res == -ECANCELED)
         return; /* the ring is going away */
-    /* Read again first: a poke that comes while the handlers run is not lost. */
+    /* Read again when this reap is over. A poke that comes meanwhile stays in
+     * the eventfd's counter and completes that read at once. */
     if (res >= 0 || res == -EINTR || res == -EAGAIN)
-        queue_poke_read(w);
+        w->poke_rearm = true;
     for (int i = 0; i < POKE_HANDLERS_MAX; i++) {
         rs__poke_handler h = atomic_load(&poke_handlers[i]);
         if (!h)
@@ -303,7 +311,7 @@ static void poke_read_done(rs__completion *c, int res, uint32_t flags)
 
 int rs__worker_poke_arm(rs__worker *w)
 {
-    if (w->poke_armed)
+    if (w->poke_armed || w->poke_rearm)
         return 0;
     if (w->poke_fd < 0) {
         /* Blocking: the ring waits for a write instead of failing with -EAGAIN. */

@@ -64,6 +64,7 @@ typedef struct rs__worker {
      * kept queued on the ring while armed. */
     int poke_fd;                 /* -1 until rs__worker_poke_arm */
     bool poke_armed;             /* the read is queued */
+    bool poke_rearm;             /* queue it again once the current reap is over */
     uint64_t poke_buf;           /* what the read reads */
     rs__completion poke_read;    /* its completion (untracked: see RS__UNTRACKED) */
 } rs__worker;
