@@ -5,8 +5,8 @@
  * to a process-wide store that later workers adopt (objpool.c): record
  * memory is never freed while the process runs. So a stale pointer to a
  * record (a guard that outlived its grant, a copy of one, a guard kept past
- * the end of its runtime) can still be read safely, and a generation number inside the record tells it
- * that the record has moved on. Allocation and return are a free-list pop
+ * the end of its runtime) can still be read safely, and a generation number
+ * inside the record tells it that the record has moved on. Allocation and return are a free-list pop
  * and push; a slab of records is carved when the list runs dry.
  *
  * A kind describes one type of record; the layer that uses it defines it as
@@ -61,15 +61,8 @@ static inline void *rs__objpool_pop(rs__worker *w, const rs__objpool_kind *kind)
 static inline void *rs__objpool_alloc(const rs__objpool_kind *kind)
 {
     rs__worker *w = rs__worker_get();
-    if (__builtin_expect(w != NULL, 1)) {
-        rs__objpool *p = &w->objpools[kind->slot];
-        void *rec = p->free;
-        if (__builtin_expect(rec != NULL, 1)) {
-            p->free = *rs__objpool_link(kind, rec);
-            return rec;
-        }
-    }
-    return rs__objpool_alloc_slow(kind);
+    void *rec = __builtin_expect(w != NULL, 1) ? rs__objpool_pop(w, kind) : NULL;
+    return __builtin_expect(rec != NULL, 1) ? rec : rs__objpool_alloc_slow(kind);
 }
 
 /* Gives rec back to the calling worker's pool of its kind (the memory stays
