@@ -256,6 +256,16 @@ static bool purge(entry *e, int64_t now)
     return e->nholders + e->nintents != before;
 }
 
+static void poked_push(rs__store_watch *w)
+{
+    w->poked = true;
+    w->poke_prev = NULL;
+    w->poke_next = T.poked;
+    if (T.poked)
+        T.poked->poke_prev = w;
+    T.poked = w;
+}
+
 static void poked_unlink(rs__store_watch *w)
 {
     if (w->poke_prev)
@@ -277,12 +287,7 @@ static void notify(entry *e)
         if (w->thread == self) {
             w->changed(w);
         } else if (w->pokeable && !w->poked) {
-            w->poked = true;
-            w->poke_prev = NULL;
-            w->poke_next = T.poked;
-            if (T.poked)
-                T.poked->poke_prev = w;
-            T.poked = w;
+            poked_push(w);
             rs__worker_poke((rs__worker *)w->thread);
         }
     }
@@ -533,12 +538,21 @@ static int mem_withdraw(rs_store *st, const char *key, const char *owner)
     return 0;
 }
 
+static pthread_once_t poke_handler_once = PTHREAD_ONCE_INIT;
+static bool poke_handler_added;
+
+static void add_poke_handler(void)
+{
+    poke_handler_added = rs__poke_handler_add(run_poked) == 0;
+}
+
 static int mem_watch(rs_store *st, rs__store_watch *w)
 {
     (void)st;
     rs__worker *self = rs__worker_get();
     /* Reachable from other runtimes' releases; without it only the backoff. */
-    bool pokeable = self && rs__poke_handler_add(run_poked) == 0 && rs__worker_poke_arm(self) == 0;
+    pthread_once(&poke_handler_once, add_poke_handler);
+    bool pokeable = self && poke_handler_added && rs__worker_poke_arm(self) == 0;
     pthread_mutex_lock(&T.mu);
     entry *e = open_entry(w->key, true, rs__clock_ns());
     if (e) {
