@@ -2,8 +2,12 @@
  *
  * Layout of one stack (addresses grow to the right):
  *
- *   [guard page, PROT_NONE, optional] [red zone | usable ........ | rs__stack header]
+ *   [guard page, PROT_NONE, optional] [red zone | usable ........ | rs__stack header | colour]
  *                                      ^low                         ^top (frames start below)
+ *
+ * The colour is a shift of less than a page, a whole number of cache lines
+ * that differs from one stack to the next (stack.c), so that the top frames
+ * of many suspended tasks fall into different sets of the data cache.
  *
  * Overflow detection has two layers:
  *  - a guard page below the stack faults at once; the SIGSEGV handler names the
@@ -52,6 +56,7 @@ typedef struct rs__stack_pool {
     size_t nslabs, cap_slabs;
     size_t in_use;  /* stacks handed out and not yet returned */
     size_t nexcess; /* stacks waiting for rs__stack_trim, all classes */
+    unsigned next_colour; /* the colour of the next stack made (stack.c) */
 } rs__stack_pool;
 
 void rs__stack_pool_init(rs__stack_pool *p);
@@ -71,7 +76,7 @@ size_t rs__stack_trim(rs__stack_pool *p, size_t max);
 
 static inline void *rs__stack_top(const rs__stack *s)
 {
-    return (void *)s; /* the header sits at the top; frames grow down from it */
+    return (void *)s; /* the header sits at the top (below the colour); frames grow down from it */
 }
 
 /* Every word of the red zone is checked: a frame smaller than the zone that
