@@ -15,6 +15,68 @@ static uint32_t next_rand(uint32_t *s)
     return *s;
 }
 
+/* ------------------------------------------------------------ workers */
+
+/* What the workers of one stress test do to the shared resource: attempt
+ * makes one acquire of it (without waiting when timeout_ms is 0), holds and
+ * returns it, and counts the outcome in shared. */
+typedef struct chaos_plan {
+    void (*attempt)(void *shared, uint32_t *seed, int64_t timeout_ms);
+    void *shared;
+    uint32_t seed_factor;    /* each worker's seed: its task's address times this */
+    int rounds;              /* attempts per worker */
+    uint32_t max_timeout_ms; /* a timed attempt waits 1 to this many ms */
+} chaos_plan;
+
+/* One attempt in a task of its own, which its worker cancels. */
+typedef struct victim_arg {
+    uint32_t seed;
+    const chaos_plan *plan;
+} victim_arg;
+
+static int victim(void *p)
+{
+    victim_arg *a = p;
+    a->plan->attempt(a->plan->shared, &a->seed, 0);
+    return 0;
+}
+
+/* Each round, at random: an attempt without waiting, one with a short
+ * timeout, or one in a task of its own that is cancelled after a few yields. */
+static int chaos_worker(void *p)
+{
+    const chaos_plan *plan = p;
+    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() * plan->seed_factor | 1u;
+    for (int i = 0; i < plan->rounds; i++) {
+        uint32_t kind = next_rand(&seed) % 3;
+        if (kind == 0) {
+            plan->attempt(plan->shared, &seed, 0);
+        } else if (kind == 1) {
+            plan->attempt(plan->shared, &seed, 1 + next_rand(&seed) % plan->max_timeout_ms);
+        } else {
+            victim_arg a = { .seed = next_rand(&seed), .plan = plan };
+            rs_task *t;
+            RS_CHECK_OK(rs_spawn(rs_current_scope(), victim, &a, NULL, &t));
+            for (uint32_t k = 0; k < next_rand(&seed) % 4; k++)
+                RS_CHECK_OK(rs_yield());
+            rs_task_cancel(t);
+            int rc;
+            RS_CHECK_OK(rs_task_join(t, &rc));
+        }
+    }
+    return 0;
+}
+
+/* Runs TASKS workers of plan in a scope of their own until they all end. */
+static int run_chaos_workers(chaos_plan *plan)
+{
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    for (int i = 0; i < TASKS; i++)
+        RS_CHECK_OK(rs_spawn(s, chaos_worker, plan, NULL, NULL));
+    return rs_scope_close(s);
+}
+
 /* ------------------------------------------------------------ semaphore */
 
 typedef struct sem_shared {
@@ -24,8 +86,9 @@ typedef struct sem_shared {
     long granted, timed_out, cancelled;
 } sem_shared;
 
-static void sem_attempt(sem_shared *sh, uint32_t *seed, int64_t timeout_ms)
+static void sem_attempt(void *shared, uint32_t *seed, int64_t timeout_ms)
 {
+    sem_shared *sh = shared;
     int64_t n = 1 + next_rand(seed) % 4;
     rs_guard g = RS_GUARD_INIT;
     int rc = rs_sem_acquire(sh->sem, n, &(rs_acquire_opts){ .timeout_ms = timeout_ms,
@@ -53,52 +116,13 @@ static void sem_attempt(sem_shared *sh, uint32_t *seed, int64_t timeout_ms)
     }
 }
 
-typedef struct victim_arg {
-    sem_shared *sh;
-    uint32_t seed;
-} victim_arg;
-
-static int sem_victim(void *p)
-{
-    victim_arg *a = p;
-    sem_attempt(a->sh, &a->seed, 0);
-    return 0;
-}
-
-static int sem_worker(void *p)
-{
-    sem_shared *sh = p;
-    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() * 2654435761u | 1u;
-    for (int i = 0; i < 1000; i++) {
-        uint32_t kind = next_rand(&seed) % 3;
-        if (kind == 0) {
-            sem_attempt(sh, &seed, 0);
-        } else if (kind == 1) {
-            sem_attempt(sh, &seed, 1 + next_rand(&seed) % 2);
-        } else {
-            victim_arg a = { sh, next_rand(&seed) };
-            rs_task *t;
-            RS_CHECK_OK(rs_spawn(rs_current_scope(), sem_victim, &a, NULL, &t));
-            for (uint32_t k = 0; k < next_rand(&seed) % 4; k++)
-                RS_CHECK_OK(rs_yield());
-            rs_task_cancel(t);
-            int rc;
-            RS_CHECK_OK(rs_task_join(t, &rc));
-        }
-    }
-    return 0;
-}
-
 static int sem_chaos(void *arg)
 {
     (void)arg;
     sem_shared sh = { 0 };
     RS_CHECK_OK(rs_sem_new(NULL, 6, &sh.sem));
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(NULL, &s));
-    for (int i = 0; i < TASKS; i++)
-        RS_CHECK_OK(rs_spawn(s, sem_worker, &sh, NULL, NULL));
-    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(run_chaos_workers(&(chaos_plan){
+        .attempt = sem_attempt, .shared = &sh, .seed_factor = 2654435761u, .rounds = 1000, .max_timeout_ms = 2 }));
     cr_log_info("sem: %ld granted, %ld timed out, %ld cancelled", sh.granted, sh.timed_out, sh.cancelled);
     RS_CHECK_EQ(sh.overuse, 0);
     RS_CHECK_EQ(sh.bad, 0);
@@ -166,8 +190,9 @@ static void pool_consistency(pool_shared *sh)
         sh->inconsistent++;
 }
 
-static void pool_attempt(pool_shared *sh, uint32_t *seed, int64_t timeout_ms)
+static void pool_attempt(void *shared, uint32_t *seed, int64_t timeout_ms)
 {
+    pool_shared *sh = shared;
     rs_guard g = RS_GUARD_INIT;
     int rc = rs_pool_acquire(sh->pool, &(rs_acquire_opts){ .timeout_ms = timeout_ms,
                                                            .priority = (int)(next_rand(seed) % 3) }, &g);
@@ -196,42 +221,6 @@ static void pool_attempt(pool_shared *sh, uint32_t *seed, int64_t timeout_ms)
     pool_consistency(sh);
 }
 
-typedef struct pool_victim_arg {
-    pool_shared *sh;
-    uint32_t seed;
-} pool_victim_arg;
-
-static int pool_victim(void *p)
-{
-    pool_victim_arg *a = p;
-    pool_attempt(a->sh, &a->seed, 0);
-    return 0;
-}
-
-static int pool_worker(void *p)
-{
-    pool_shared *sh = p;
-    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() * 2246822519u | 1u;
-    for (int i = 0; i < 300; i++) {
-        uint32_t kind = next_rand(&seed) % 3;
-        if (kind == 0) {
-            pool_attempt(sh, &seed, 0);
-        } else if (kind == 1) {
-            pool_attempt(sh, &seed, 1 + next_rand(&seed) % 3);
-        } else {
-            pool_victim_arg a = { sh, next_rand(&seed) };
-            rs_task *t;
-            RS_CHECK_OK(rs_spawn(rs_current_scope(), pool_victim, &a, NULL, &t));
-            for (uint32_t k = 0; k < next_rand(&seed) % 4; k++)
-                RS_CHECK_OK(rs_yield());
-            rs_task_cancel(t);
-            int rc;
-            RS_CHECK_OK(rs_task_join(t, &rc));
-        }
-    }
-    return 0;
-}
-
 static int pool_chaos(void *arg)
 {
     (void)arg;
@@ -242,11 +231,8 @@ static int pool_chaos(void *arg)
                                                     .ctx = &sh, .min = 1, .max = POOL_MAX,
                                                     .check_interval_ms = 2, .idle_timeout_ms = 3 },
                             &sh.pool));
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(NULL, &s));
-    for (int i = 0; i < TASKS; i++)
-        RS_CHECK_OK(rs_spawn(s, pool_worker, &sh, NULL, NULL));
-    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(run_chaos_workers(&(chaos_plan){
+        .attempt = pool_attempt, .shared = &sh, .seed_factor = 2246822519u, .rounds = 300, .max_timeout_ms = 3 }));
     cr_log_info("pool: %ld granted, %ld timed out, %ld cancelled, %ld create errors, %d created", sh.granted,
                 sh.timed_out, sh.cancelled, sh.failed, sh.created);
     RS_CHECK_EQ(sh.bad, 0);

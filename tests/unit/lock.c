@@ -114,19 +114,26 @@ static int take_and_log(void *p)
     return 0;
 }
 
+/* Waits for the task t, which ran with a, to end and checks what its acquire returned. */
+static int join_holder(rs_task *t, const holder_arg *a, int expected_result)
+{
+    int rc;
+    RS_CHECK_OK(rs_task_join(t, &rc));
+    RS_CHECK_EQ(a->result, expected_result);
+    return 0;
+}
+
 static int try_while_held(void *arg)
 {
     (void)arg;
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_GUARD(g);
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
 
     /* Another task's try fails while the lock is held. */
     holder_arg a = { .lock = l, .result = 1 };
     rs_task *t;
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &a, NULL, &t));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
+    RS_CHECK_OK(spawn_queued(l, take_and_log, &a, &t, 1));
 
     /* The holder releases with a waiter queued: the lock goes to the waiter,
      * and the releaser cannot barge back in before the waiter ran. */
@@ -137,9 +144,7 @@ static int try_while_held(void *arg)
     rs_guard g2 = RS_GUARD_INIT;
     RS_CHECK_EQ(rs_lock_try_acquire(l, &g2), -EBUSY);
     RS_CHECK(!rs_guard_held(&g2));
-    int rc;
-    RS_CHECK_OK(rs_task_join(t, &rc));
-    RS_CHECK_EQ(a.result, 0);
+    RS_CHECK_OK(join_holder(t, &a, 0));
     RS_CHECK_OK(rs_lock_try_acquire(l, &g2));
     RS_CHECK_OK(rs_guard_release(&g2));
     return 0;
@@ -164,23 +169,17 @@ static int try_busy_queued(void *arg)
 {
     (void)arg;
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_GUARD(g);
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
     holder_arg w = { .lock = l, .result = 1 };
     rs_task *wt;
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &w, NULL, &wt));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
+    RS_CHECK_OK(spawn_queued(l, take_and_log, &w, &wt, 1));
     holder_arg t = { .lock = l, .result = 1 };
     rs_task *tt;
     RS_CHECK_OK(rs_spawn(rs_current_scope(), try_other_task, &t, NULL, &tt));
-    int rc;
-    RS_CHECK_OK(rs_task_join(tt, &rc));
-    RS_CHECK_EQ(t.result, -EBUSY);
+    RS_CHECK_OK(join_holder(tt, &t, -EBUSY));
     RS_CHECK_OK(rs_guard_release(&g));
-    RS_CHECK_OK(rs_task_join(wt, &rc));
-    RS_CHECK_EQ(w.result, 0);
-    return 0;
+    return join_holder(wt, &w, 0);
 }
 
 Test(lock, try_acquire_busy_while_someone_is_queued, .timeout = 10)
@@ -192,10 +191,9 @@ static int waiter_gets_it(void *arg)
 {
     (void)arg;
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
     rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
+    order_log log = { 0 };
     holder_arg a = { .lock = l, .id = 7, .log = &log, .result = 1 };
     rs_task *t;
     RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &a, NULL, &t));
@@ -204,9 +202,7 @@ static int waiter_gets_it(void *arg)
     RS_CHECK_EQ(log.len, 0); /* still waiting while held */
     RS_CHECK_EQ(lock_pending(l), 1u);
     RS_CHECK_OK(rs_guard_release(&g));
-    int rc;
-    RS_CHECK_OK(rs_task_join(t, &rc));
-    RS_CHECK_EQ(a.result, 0);
+    RS_CHECK_OK(join_holder(t, &a, 0));
     RS_CHECK_EQ(log.len, 1);
     RS_CHECK_EQ(log.ids[0], 7);
     return 0;
@@ -223,17 +219,14 @@ static int times_out(void *arg)
 {
     (void)arg;
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_GUARD(g);
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
     holder_arg a = { .lock = l, .timeout_ms = 20, .result = 1 };
     rs_task *t;
     int64_t start = rs_now_ms();
     RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &a, NULL, &t));
-    int rc;
-    RS_CHECK_OK(rs_task_join(t, &rc));
+    RS_CHECK_OK(join_holder(t, &a, -ETIMEDOUT));
     int64_t waited = rs_now_ms() - start;
-    RS_CHECK_EQ(a.result, -ETIMEDOUT);
     RS_CHECK(waited >= 19 && waited < 2000);
     RS_CHECK(strstr(rs_strerror(-ETIMEDOUT), "timeout") != NULL);
     RS_CHECK_EQ(lock_pending(l), 0u);
@@ -251,6 +244,8 @@ Test(lock, acquire_times_out, .timeout = 10)
 
 /* ------------------------------------------------------------ priority */
 
+/* Queues one waiter per entry of prios behind the held lock l, in index
+ * order (waiter i has id i), releases it and waits until all got it in turn. */
 static int run_order(rs_lock *l, const int *prios, int n, order_log *log)
 {
     RS_GUARD(g);
@@ -258,9 +253,8 @@ static int run_order(rs_lock *l, const int *prios, int n, order_log *log)
     holder_arg a[64];
     for (int i = 0; i < n; i++) {
         a[i] = (holder_arg){ .lock = l, .id = i, .priority = prios[i], .log = log, .result = 1 };
-        RS_CHECK_OK(rs_spawn(rs_current_scope(), take_and_log, &a[i], NULL, NULL));
         /* queue in spawn order, so that arrival order is known */
-        RS_YIELD_UNTIL(lock_pending(l) == (unsigned)i + 1);
+        RS_CHECK_OK(spawn_queued(l, take_and_log, &a[i], NULL, (unsigned)i + 1));
     }
     RS_CHECK_OK(rs_guard_release(&g));
     RS_YIELD_UNTIL(log->len == n);
@@ -269,18 +263,24 @@ static int run_order(rs_lock *l, const int *prios, int n, order_log *log)
     return 0;
 }
 
+/* run_order, then checks that the waiters got the lock in the order of the ids in granted_ids. */
+static int check_grant_order(rs_lock *l, const int *prios, const int *granted_ids, int n)
+{
+    order_log log = { 0 };
+    RS_CHECK_OK(run_order(l, prios, n, &log));
+    for (int i = 0; i < n; i++)
+        RS_CHECK_EQ(log.ids[i], granted_ids[i]);
+    return 0;
+}
+
 static int priority_order(void *arg)
 {
     (void)arg;
     rs_lock *l;
     RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
     static const int prios[] = { 1, 10, 5 };
-    RS_CHECK_OK(run_order(l, prios, 3, &log));
-    RS_CHECK_EQ(log.ids[0], 1); /* priority 10 */
-    RS_CHECK_EQ(log.ids[1], 2); /* priority 5 */
-    RS_CHECK_EQ(log.ids[2], 0); /* priority 1 */
-    return 0;
+    static const int granted_ids[] = { 1, 2, 0 }; /* priority 10, then 5, then 1 */
+    return check_grant_order(l, prios, granted_ids, 3);
 }
 
 Test(lock, waiters_granted_by_priority, .timeout = 10)
@@ -293,12 +293,9 @@ static int fifo_order(void *arg)
     (void)arg;
     rs_lock *l;
     RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
     static const int prios[] = { 3, 3, 3, 3, 3, 3 };
-    RS_CHECK_OK(run_order(l, prios, 6, &log));
-    for (int i = 0; i < 6; i++)
-        RS_CHECK_EQ(log.ids[i], i);
-    return 0;
+    static const int granted_ids[] = { 0, 1, 2, 3, 4, 5 };
+    return check_grant_order(l, prios, granted_ids, 6);
 }
 
 Test(lock, fifo_among_equal_priorities, .timeout = 10)
@@ -322,12 +319,9 @@ static int many_waiters(void *arg)
         RS_CHECK(prios[a] > prios[b] || (prios[a] == prios[b] && a < b));
     }
     /* Two waiters (the case that deadlocks elsewhere). */
-    order_log two = { 0 };
     static const int p2[] = { 0, 1 };
-    RS_CHECK_OK(run_order(l, p2, 2, &two));
-    RS_CHECK_EQ(two.ids[0], 1);
-    RS_CHECK_EQ(two.ids[1], 0);
-    return 0;
+    static const int granted_ids[] = { 1, 0 };
+    return check_grant_order(l, p2, granted_ids, 2);
 }
 
 Test(lock, priority_order_with_many_waiters, .timeout = 20)
@@ -341,9 +335,8 @@ static int self_deadlock(void *arg)
 {
     (void)arg;
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_GUARD(g);
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
     rs_guard g2 = RS_GUARD_INIT;
     RS_CHECK_EQ(rs_lock_acquire(l, NULL, &g2), -EDEADLK);
     RS_CHECK_EQ(rs_lock_acquire(l, &(rs_acquire_opts){ .timeout_ms = 5 }, &g2), -EDEADLK);

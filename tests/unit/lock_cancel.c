@@ -38,35 +38,55 @@ static int waiter(void *p)
     return 0;
 }
 
-static int check_next_gets_it(rs_lock *l, rs_guard *held, waiter_arg *gone, waiter_arg *next, order_log *log)
+/* The test task holds a lock with two waiters queued behind it, in this
+ * order: `leaving` (id 1), which the test makes leave the queue, and `next`
+ * (id 2), which must get the lock after it. */
+typedef struct two_waiters {
+    rs_lock *lock;
+    rs_guard held;
+    order_log log;
+    waiter_arg leaving, next;
+    rs_task *leaving_task;
+} two_waiters;
+
+/* Sets q up; the leaving waiter waits as leaving_waits says (its timeout_ms
+ * and scope_timeout; its other fields are not read). */
+static int queue_two_waiters(two_waiters *q, const waiter_arg *leaving_waits)
 {
-    RS_YIELD_UNTIL(gone->done);
-    RS_CHECK(!gone->held);
-    RS_CHECK_EQ(lock_pending(l), 1u);
-    RS_CHECK_OK(rs_guard_release(held));
-    RS_YIELD_UNTIL(next->done);
-    RS_CHECK_EQ(next->result, 0);
-    RS_CHECK_EQ(log->len, 1);
-    RS_CHECK_EQ(log->ids[0], next->id);
+    *q = (two_waiters){ .held = RS_GUARD_INIT };
+    RS_CHECK_OK(new_held_lock(&q->lock, &q->held));
+    q->leaving = (waiter_arg){ .lock = q->lock, .id = 1, .log = &q->log, .result = 1 };
+    q->leaving.timeout_ms = leaving_waits->timeout_ms;
+    q->leaving.scope_timeout = leaving_waits->scope_timeout;
+    q->next = (waiter_arg){ .lock = q->lock, .id = 2, .log = &q->log, .result = 1 };
+    RS_CHECK_OK(spawn_queued(q->lock, waiter, &q->leaving, &q->leaving_task, 1));
+    RS_CHECK_OK(spawn_queued(q->lock, waiter, &q->next, NULL, 2));
+    return 0;
+}
+
+/* The leaving waiter ended without ever holding the lock, and the next one
+ * gets it, first, once the test task releases it. */
+static int check_next_gets_it(two_waiters *q)
+{
+    RS_YIELD_UNTIL(q->leaving.done);
+    RS_CHECK(!q->leaving.held);
+    RS_CHECK_EQ(lock_pending(q->lock), 1u);
+    RS_CHECK_OK(rs_guard_release(&q->held));
+    RS_YIELD_UNTIL(q->next.done);
+    RS_CHECK_EQ(q->next.result, 0);
+    RS_CHECK_EQ(q->log.len, 1);
+    RS_CHECK_EQ(q->log.ids[0], q->next.id);
     return 0;
 }
 
 static int after_timeout(void *arg)
 {
     (void)arg;
-    rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
-    rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
-    waiter_arg t = { .lock = l, .id = 1, .timeout_ms = 15, .log = &log, .result = 1 };
-    waiter_arg n = { .lock = l, .id = 2, .log = &log, .result = 1 };
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &t, NULL, NULL));
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &n, NULL, NULL));
-    RS_YIELD_UNTIL(lock_pending(l) == 2);
+    two_waiters q;
+    RS_CHECK_OK(queue_two_waiters(&q, &(waiter_arg){ .timeout_ms = 15 }));
     RS_CHECK_OK(rs_sleep(30));
-    RS_CHECK_EQ(t.result, -ETIMEDOUT);
-    return check_next_gets_it(l, &g, &t, &n, &log);
+    RS_CHECK_EQ(q.leaving.result, -ETIMEDOUT);
+    return check_next_gets_it(&q);
 }
 
 Test(lock_cancel, timed_out_waiter_never_holds_and_next_gets_it, .timeout = 10)
@@ -77,22 +97,13 @@ Test(lock_cancel, timed_out_waiter_never_holds_and_next_gets_it, .timeout = 10)
 static int after_task_cancel(void *arg)
 {
     (void)arg;
-    rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
-    rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
-    waiter_arg c = { .lock = l, .id = 1, .log = &log, .result = 1 };
-    waiter_arg n = { .lock = l, .id = 2, .log = &log, .result = 1 };
-    rs_task *ct;
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &c, NULL, &ct));
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &n, NULL, NULL));
-    RS_YIELD_UNTIL(lock_pending(l) == 2);
-    rs_task_cancel(ct);
-    RS_CHECK_EQ(lock_pending(l), 1u); /* left the queue at once */
-    RS_YIELD_UNTIL(c.done);
-    RS_CHECK_EQ(c.result, -ECANCELED);
-    return check_next_gets_it(l, &g, &c, &n, &log);
+    two_waiters q;
+    RS_CHECK_OK(queue_two_waiters(&q, &(waiter_arg){ 0 })); /* a plain acquire, without a timeout */
+    rs_task_cancel(q.leaving_task);
+    RS_CHECK_EQ(lock_pending(q.lock), 1u); /* left the queue at once */
+    RS_YIELD_UNTIL(q.leaving.done);
+    RS_CHECK_EQ(q.leaving.result, -ECANCELED);
+    return check_next_gets_it(&q);
 }
 
 Test(lock_cancel, cancelled_task_never_holds_and_next_gets_it, .timeout = 10)
@@ -103,24 +114,16 @@ Test(lock_cancel, cancelled_task_never_holds_and_next_gets_it, .timeout = 10)
 static int after_scope_cancel(void *arg)
 {
     (void)arg;
-    rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
-    rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
-    /* c waits inside a scope of its own (scope_timeout -1: no timeout), which we cancel. */
-    waiter_arg c = { .lock = l, .id = 1, .scope_timeout = -1, .log = &log, .result = 1 };
-    waiter_arg n = { .lock = l, .id = 2, .log = &log, .result = 1 };
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &c, NULL, NULL));
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &n, NULL, NULL));
-    RS_YIELD_UNTIL(lock_pending(l) == 2);
-    RS_CHECK(c.scope);
-    rs_scope_cancel(c.scope);
-    RS_CHECK_EQ(lock_pending(l), 1u);
-    RS_YIELD_UNTIL(c.done);
-    RS_CHECK_EQ(c.result, -ECANCELED);
-    RS_CHECK_EQ(c.close_result, 0);
-    return check_next_gets_it(l, &g, &c, &n, &log);
+    /* The leaving waiter waits inside a scope of its own (scope_timeout -1: no timeout), which we cancel. */
+    two_waiters q;
+    RS_CHECK_OK(queue_two_waiters(&q, &(waiter_arg){ .scope_timeout = -1 }));
+    RS_CHECK(q.leaving.scope);
+    rs_scope_cancel(q.leaving.scope);
+    RS_CHECK_EQ(lock_pending(q.lock), 1u);
+    RS_YIELD_UNTIL(q.leaving.done);
+    RS_CHECK_EQ(q.leaving.result, -ECANCELED);
+    RS_CHECK_EQ(q.leaving.close_result, 0);
+    return check_next_gets_it(&q);
 }
 
 Test(lock_cancel, scope_cancel_wakes_the_waiter_without_the_lock, .timeout = 10)
@@ -131,21 +134,13 @@ Test(lock_cancel, scope_cancel_wakes_the_waiter_without_the_lock, .timeout = 10)
 static int after_scope_timeout(void *arg)
 {
     (void)arg;
-    rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
-    rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
-    waiter_arg t = { .lock = l, .id = 1, .scope_timeout = 15, .log = &log, .result = 1 };
-    waiter_arg n = { .lock = l, .id = 2, .log = &log, .result = 1 };
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &t, NULL, NULL));
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &n, NULL, NULL));
-    RS_YIELD_UNTIL(lock_pending(l) == 2);
+    two_waiters q;
+    RS_CHECK_OK(queue_two_waiters(&q, &(waiter_arg){ .scope_timeout = 15 }));
     RS_CHECK_OK(rs_sleep(30));
-    RS_CHECK(t.done);
-    RS_CHECK_EQ(t.result, -ECANCELED);
-    RS_CHECK_EQ(t.close_result, -ETIMEDOUT);
-    return check_next_gets_it(l, &g, &t, &n, &log);
+    RS_CHECK(q.leaving.done);
+    RS_CHECK_EQ(q.leaving.result, -ECANCELED);
+    RS_CHECK_EQ(q.leaving.close_result, -ETIMEDOUT);
+    return check_next_gets_it(&q);
 }
 
 Test(lock_cancel, scope_timeout_wakes_the_waiter_without_the_lock, .timeout = 10)
@@ -157,14 +152,12 @@ static int granted_then_cancelled(void *arg)
 {
     (void)arg;
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
     rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
+    order_log log = { 0 };
     waiter_arg w = { .lock = l, .id = 1, .log = &log, .result = 1 };
     rs_task *wt;
-    RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &w, NULL, &wt));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
+    RS_CHECK_OK(spawn_queued(l, waiter, &w, &wt, 1));
     /* The release grants the waiter; the cancellation comes before it runs. */
     RS_CHECK_OK(rs_guard_release(&g));
     rs_task_cancel(wt);
@@ -190,16 +183,14 @@ static int cancel_many(void *arg)
     (void)arg;
     /* Every other waiter of a long queue is cancelled: the rest get the lock in order. */
     rs_lock *l;
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
-    order_log log = { 0 };
     rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    RS_CHECK_OK(new_held_lock(&l, &g));
+    order_log log = { 0 };
     waiter_arg a[20];
     rs_task *t[20];
     for (int i = 0; i < 20; i++) {
         a[i] = (waiter_arg){ .lock = l, .id = i, .log = &log, .result = 1 };
-        RS_CHECK_OK(rs_spawn(rs_current_scope(), waiter, &a[i], NULL, &t[i]));
-        RS_YIELD_UNTIL(lock_pending(l) == (unsigned)i + 1);
+        RS_CHECK_OK(spawn_queued(l, waiter, &a[i], &t[i], (unsigned)i + 1));
     }
     for (int i = 0; i < 20; i += 2)
         rs_task_cancel(t[i]);

@@ -41,9 +41,40 @@ static rs_lock *new_rw(void)
     return l;
 }
 
+/* A new read-write lock, which the calling task then holds through g in the
+ * mode of acquire (rs_lock_read or rs_lock_write). */
+static int new_held_rw(rs_lock **l, int (*acquire)(rs_lock *, const rs_acquire_opts *, rs_guard *), rs_guard *g)
+{
+    *l = new_rw();
+    RS_CHECK(*l);
+    return acquire(*l, NULL, g);
+}
+
 static int spawn_rw(rw_arg *a)
 {
     return rs_spawn(rs_current_scope(), rw_task, a, NULL, NULL);
+}
+
+/* spawn_rw, then waits until the lock's queue holds `queued` waiters. */
+static int spawn_rw_queued(rw_arg *a, unsigned queued)
+{
+    return spawn_queued(a->lock, rw_task, a, NULL, queued);
+}
+
+/* The test task holds the lock through held; a task asking for it in the
+ * mode waiter_writes says queues and stays queued while other tasks run,
+ * then gets the lock once held is released. */
+static int check_waits_for_release(rs_lock *l, rs_guard *held, bool waiter_writes)
+{
+    rw_arg a = { .lock = l, .write = waiter_writes, .result = 1 };
+    RS_CHECK_OK(spawn_rw_queued(&a, 1));
+    for (int i = 0; i < 5; i++)
+        RS_CHECK_OK(rs_yield());
+    RS_CHECK(!a.done);
+    RS_CHECK_OK(rs_guard_release(held));
+    RS_YIELD_UNTIL(a.done);
+    RS_CHECK_EQ(a.result, 0);
+    return 0;
 }
 
 static int stats_of(rs_lock *l, rs_lock_stats *st)
@@ -82,23 +113,13 @@ Test(rwlock, three_concurrent_readers, .timeout = 10)
 static int writer_blocks_reader(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     RS_GUARD(w);
-    RS_CHECK_OK(rs_lock_write(l, NULL, &w));
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_write, &w));
     rs_lock_stats st;
     RS_CHECK_OK(stats_of(l, &st));
     RS_CHECK(st.writer && st.exclusive && st.readers == 0);
-    rw_arg r = { .lock = l, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&r));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
-    for (int i = 0; i < 5; i++)
-        RS_CHECK_OK(rs_yield());
-    RS_CHECK(!r.done);
-    RS_CHECK_OK(rs_guard_release(&w));
-    RS_YIELD_UNTIL(r.done);
-    RS_CHECK_EQ(r.result, 0);
-    return 0;
+    return check_waits_for_release(l, &w, false); /* a reader waits */
 }
 
 Test(rwlock, writer_blocks_readers, .timeout = 10)
@@ -109,20 +130,10 @@ Test(rwlock, writer_blocks_readers, .timeout = 10)
 static int reader_blocks_writer(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     RS_GUARD(r);
-    RS_CHECK_OK(rs_lock_read(l, NULL, &r));
-    rw_arg w = { .lock = l, .write = true, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&w));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
-    for (int i = 0; i < 5; i++)
-        RS_CHECK_OK(rs_yield());
-    RS_CHECK(!w.done);
-    RS_CHECK_OK(rs_guard_release(&r));
-    RS_YIELD_UNTIL(w.done);
-    RS_CHECK_EQ(w.result, 0);
-    return 0;
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_read, &r));
+    return check_waits_for_release(l, &r, true); /* a writer waits */
 }
 
 Test(rwlock, reader_blocks_writer, .timeout = 10)
@@ -160,8 +171,7 @@ static int try_calls(void *arg)
 
     /* try_read fails while any waiter is queued, even though readers could share. */
     rw_arg qw = { .lock = l, .write = true, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&qw));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
+    RS_CHECK_OK(spawn_rw_queued(&qw, 1));
     RS_CHECK_EQ(rs_lock_try_read(l, &h), -EBUSY);
     RS_CHECK_OK(rs_guard_release(&g));
     RS_YIELD_UNTIL(qw.done);
@@ -188,17 +198,14 @@ Test(rwlock, try_read_and_try_write_busy_cases, .timeout = 10)
 static int writer_not_starved(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     order_log log = { 0 };
     RS_GUARD(r0);
-    RS_CHECK_OK(rs_lock_read(l, NULL, &r0));
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_read, &r0));
     rw_arg w = { .lock = l, .id = 1, .write = true, .log = &log, .result = 1 };
     rw_arg r = { .lock = l, .id = 2, .log = &log, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&w));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
-    RS_CHECK_OK(spawn_rw(&r));
-    RS_YIELD_UNTIL(lock_pending(l) == 2); /* the later reader queues behind the writer */
+    RS_CHECK_OK(spawn_rw_queued(&w, 1));
+    RS_CHECK_OK(spawn_rw_queued(&r, 2)); /* the later reader queues behind the writer */
     rs_lock_stats st;
     RS_CHECK_OK(stats_of(l, &st));
     RS_CHECK_EQ(st.readers, 1);
@@ -220,15 +227,13 @@ Test(rwlock, queued_writer_keeps_later_readers_out, .timeout = 10)
 static int high_priority_reader(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     order_log log = { 0 };
     /* Readers hold, a writer waits: a reader of higher priority joins them at once. */
     RS_GUARD(r0);
-    RS_CHECK_OK(rs_lock_read(l, NULL, &r0));
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_read, &r0));
     rw_arg w = { .lock = l, .id = 1, .write = true, .log = &log, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&w));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
+    RS_CHECK_OK(spawn_rw_queued(&w, 1));
     RS_GUARD(r1);
     RS_CHECK_OK(rs_lock_read(l, &(rs_acquire_opts){ .priority = 5 }, &r1));
     rs_lock_stats st;
@@ -247,10 +252,8 @@ static int high_priority_reader(void *arg)
     RS_CHECK_OK(rs_lock_write(l, NULL, &w0));
     rw_arg w2 = { .lock = l, .id = 2, .write = true, .log = &log, .result = 1 };
     rw_arg r3 = { .lock = l, .id = 3, .priority = 5, .log = &log, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&w2));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
-    RS_CHECK_OK(spawn_rw(&r3));
-    RS_YIELD_UNTIL(lock_pending(l) == 2);
+    RS_CHECK_OK(spawn_rw_queued(&w2, 1));
+    RS_CHECK_OK(spawn_rw_queued(&r3, 2));
     RS_CHECK_OK(rs_guard_release(&w0));
     RS_YIELD_UNTIL(w2.done && r3.done);
     RS_CHECK_EQ(log.ids[0], 3);
@@ -266,16 +269,14 @@ Test(rwlock, higher_priority_reader_goes_before_a_queued_writer, .timeout = 10)
 static int batch_readers(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     volatile bool go = false;
     RS_GUARD(w0);
-    RS_CHECK_OK(rs_lock_write(l, NULL, &w0));
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_write, &w0));
     rw_arg a[5];
     for (int i = 0; i < 5; i++) {
         a[i] = (rw_arg){ .lock = l, .id = i, .write = i == 3, .go = &go, .result = 1 };
-        RS_CHECK_OK(spawn_rw(&a[i]));
-        RS_YIELD_UNTIL(lock_pending(l) == (unsigned)i + 1);
+        RS_CHECK_OK(spawn_rw_queued(&a[i], (unsigned)i + 1));
     }
     /* queue: R0 R1 R2 W3 R4 */
     RS_CHECK_OK(rs_guard_release(&w0));
@@ -298,17 +299,14 @@ Test(rwlock, consecutive_readers_at_the_head_are_granted_together, .timeout = 10
 static int leaving_writer_lets_readers_in(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     RS_GUARD(r0);
-    RS_CHECK_OK(rs_lock_read(l, NULL, &r0));
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_read, &r0));
     rw_arg w = { .lock = l, .write = true, .timeout_ms = 20, .result = 1 };
     volatile bool go = false;
     rw_arg r = { .lock = l, .go = &go, .result = 1 };
-    RS_CHECK_OK(spawn_rw(&w));
-    RS_YIELD_UNTIL(lock_pending(l) == 1);
-    RS_CHECK_OK(spawn_rw(&r));
-    RS_YIELD_UNTIL(lock_pending(l) == 2);
+    RS_CHECK_OK(spawn_rw_queued(&w, 1));
+    RS_CHECK_OK(spawn_rw_queued(&r, 2));
     /* The writer at the head times out: the reader behind it joins the holder at once. */
     RS_CHECK_OK(rs_sleep(40));
     RS_CHECK(w.done);
@@ -333,10 +331,9 @@ Test(rwlock, waiter_leaving_the_head_lets_the_next_ones_in, .timeout = 10)
 static int writer_self_deadlock(void *arg)
 {
     (void)arg;
-    rs_lock *l = new_rw();
-    RS_CHECK(l);
+    rs_lock *l;
     RS_GUARD(w);
-    RS_CHECK_OK(rs_lock_write(l, NULL, &w));
+    RS_CHECK_OK(new_held_rw(&l, rs_lock_write, &w));
     rs_guard g = RS_GUARD_INIT;
     RS_CHECK_EQ(rs_lock_write(l, NULL, &g), -EDEADLK);
     RS_CHECK_EQ(rs_lock_read(l, NULL, &g), -EDEADLK);
