@@ -44,8 +44,13 @@ int rs_close(int fd)
     if (!sqe)
         return close_now(fd);
     io_uring_prep_close(sqe, fd);
-    rc = rs__io_run(sqe, 0);
-    if (rc == -ECANCELED)
+    rs__uring_op op;
+    rc = rs__uring_op_run(&op, sqe, 0);
+    /* Close here only if the kernel never ran the close (its own result is
+     * -ECANCELED). Any other result means the number was released, even an
+     * -EINTR from a file's flush that the cancellation interrupted, and by
+     * now another task may have been given the same number. */
+    if (rc == -ECANCELED && op.wait.result == -ECANCELED)
         close(fd);
     return rc;
 }

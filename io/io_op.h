@@ -60,7 +60,8 @@ typedef struct rs__io_req {
 
 /* Runs the operation (arguments already checked, caller past rs__checkpoint)
  * and returns its result; after -EAGAIN it waits for readiness and tries
- * again, unless a recv or send asked for a single attempt (MSG_DONTWAIT). */
+ * again, unless a recv or send asked for a single attempt (MSG_DONTWAIT, or
+ * a recv of MSG_ERRQUEUE, which never waits: see retry.c). */
 int rs__io_retrying(const rs__io_req *r);
 
 /* IORING_OP_CONNECT bounded by deadline_ns (0 = none): -ETIMEDOUT when it

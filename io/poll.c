@@ -34,5 +34,10 @@ int rs__io_wait_ready(int fd, short events)
     if (rc)
         return rc;
     rc = poll_once(fd, events, 0);
-    return rc < 0 ? rc : 0;
+    if (rc < 0)
+        return rc;
+    /* Readiness and a cancellation can both arrive before the task runs
+     * again: the retry that follows is a new operation, and a cancelled task
+     * starts none. */
+    return rs__checkpoint();
 }

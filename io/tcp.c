@@ -114,6 +114,16 @@ static int listen_on(const tcp_addr *a, int backlog)
     return fd;
 }
 
+/* The address family cannot be used here at all (IPv4 loopback unusable,
+ * or no IPv6 on this host). For "localhost", rs_tcp_listen moves on to ::1
+ * only after such an error: any other (above all -EADDRINUSE, the port is
+ * taken on 127.0.0.1) is the answer, so that a second server never listens
+ * on ::1 alone, splitting "localhost" between two servers. */
+static bool family_unusable(int rc)
+{
+    return rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT;
+}
+
 int rs_tcp_listen(const char *host, uint16_t port, int backlog)
 {
     int rc = rs__checkpoint();
@@ -127,7 +137,7 @@ int rs_tcp_listen(const char *host, uint16_t port, int backlog)
         return n;
     for (int i = 0; i < n; i++) {
         rc = listen_on(&cands[i], backlog ? backlog : SOMAXCONN);
-        if (rc >= 0)
+        if (rc >= 0 || !family_unusable(rc))
             return rc;
     }
     return rc;
@@ -153,6 +163,7 @@ int rs_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms)
         return n;
     /* One deadline for every attempt: the timeout bounds the whole call. */
     int64_t deadline = rs__deadline_after_ms(timeout_ms);
+    int answer = 0; /* the error to report: the first that is about the peer, not the address family */
     for (int i = 0; i < n; i++) {
         int fd = new_socket(cands[i].ss.ss_family);
         if (fd < 0) {
@@ -165,9 +176,13 @@ int rs_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms)
         }
         if (!try_next(rc))
             return rc;
+        if (!answer && !family_unusable(rc))
+            answer = rc;
         int cp = rs__checkpoint();
         if (cp)
             return cp;
     }
-    return rc;
+    /* "localhost" on a host without IPv6: 127.0.0.1's -ECONNREFUSED is the
+     * answer, not ::1's -EADDRNOTAVAIL. */
+    return answer ? answer : rc;
 }

@@ -172,10 +172,17 @@ static inline void rs__wait_wake(rs__wait *w, int result)
         rs__timer_disarm(&t->worker->timers, &w->deadline);
 }
 
-/* Converts a relative timeout in ms (0 = none) to a deadline for park. */
+/* Converts a relative timeout in ms (0 = none) to a deadline for park.
+ * A limit whose deadline would pass INT64_MAX ns (about 292 years of uptime)
+ * is no limit: computed plainly, ms * 1000000 would overflow and wrap into
+ * the past, so a wait asked to last "forever" would time out at once. */
 static inline int64_t rs__deadline_after_ms(int64_t ms)
 {
-    return ms > 0 ? rs__clock_ns() + ms * 1000000 : 0;
+    int64_t ns, deadline;
+    if (ms <= 0 || __builtin_mul_overflow(ms, (int64_t)1000000, &ns) ||
+        __builtin_add_overflow(rs__clock_ns(), ns, &deadline))
+        return 0;
+    return deadline;
 }
 
 #endif

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "io_support.h"
 
 TestSuite(io_cancel, .timeout = 20);
 
@@ -187,14 +187,6 @@ static int accept_once(void *arg)
     return a->rc < 0 ? a->rc : 0;
 }
 
-static uint16_t port_of(int fd)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    return ntohs(sin.sin_port);
-}
-
 /* A cancelled accept gives the listener back intact. */
 static int cancel_accept(void *arg)
 {
@@ -208,7 +200,7 @@ static int cancel_accept(void *arg)
     RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
     RS_CHECK_EQ(a.rc, -ECANCELED);
 
-    int c = rs_tcp_connect("127.0.0.1", port_of(lfd), 1000);
+    int c = rs_tcp_connect("127.0.0.1", rs_test_port_of(lfd, NULL), 1000);
     RS_CHECK(c >= 0);
     int conn = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
     RS_CHECK(conn >= 0);

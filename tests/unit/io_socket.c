@@ -3,25 +3,16 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "io_support.h"
 
 TestSuite(io_socket, .timeout = 20);
-
-static uint16_t local_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
-    return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
 
 /* A connected TCP pair over loopback, made with the calls under test. */
 static int tcp_pair(int *client, int *server)
@@ -32,14 +23,14 @@ static int tcp_pair(int *client, int *server)
     socklen_t plen = sizeof peer;
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     RS_CHECK(c >= 0);
-    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(local_port(lfd)),
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(rs_test_port_of(lfd, NULL)),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     RS_CHECK_OK(rs_connect(c, (struct sockaddr *)&to, sizeof to));
     int s = rs_accept(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
     RS_CHECK(s >= 0);
     RS_CHECK_EQ(plen, sizeof peer);
     RS_CHECK_EQ(peer.sin_family, AF_INET);
-    RS_CHECK_EQ(ntohs(peer.sin_port), local_port(c)); /* the address of the client's end */
+    RS_CHECK_EQ(ntohs(peer.sin_port), rs_test_port_of(c, NULL)); /* the address of the client's end */
     RS_CHECK_OK(rs_close(lfd));
     *client = c;
     *server = s;
@@ -159,7 +150,7 @@ static int refused(void *arg)
     /* A port that was just free: nothing listens there. */
     int lfd = rs_tcp_listen("127.0.0.1", 0, 1);
     RS_CHECK(lfd >= 0);
-    uint16_t port = local_port(lfd);
+    uint16_t port = rs_test_port_of(lfd, NULL);
     RS_CHECK_OK(rs_close(lfd));
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     RS_CHECK(c >= 0);
@@ -271,4 +262,50 @@ static int read_write_socket(void *arg)
 Test(io_socket, read_and_write_on_sockets)
 {
     RS_RUN_OK(read_write_socket, NULL);
+}
+
+/* recv(2) with MSG_ERRQUEUE never waits: an empty error queue is -EAGAIN at
+ * once. Its readiness is POLLERR, not POLLIN, so waiting for POLLIN and
+ * trying again spins (the kernel answers -EAGAIN while the socket stays
+ * readable for its ordinary data) until something else ends the call. */
+static int recv_errqueue(void *arg)
+{
+    (void)arg;
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    RS_CHECK(u >= 0);
+    int one = 1;
+    RS_CHECK_EQ(setsockopt(u, IPPROTO_IP, IP_RECVERR, &one, sizeof one), 0);
+    struct sockaddr_in self = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof self;
+    RS_CHECK_EQ(bind(u, (struct sockaddr *)&self, sizeof self), 0);
+    RS_CHECK_EQ(getsockname(u, (struct sockaddr *)&self, &len), 0);
+    /* Ordinary data pending: the socket is readable, its error queue empty. */
+    RS_CHECK_EQ(sendto(u, "d", 1, 0, (struct sockaddr *)&self, sizeof self), 1);
+    RS_CHECK(rs_poll(u, POLLIN, 2000) & POLLIN);
+
+    char buf[64];
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 2000 }, &s));
+    ssize_t rc = rs_recv(u, buf, sizeof buf, MSG_ERRQUEUE);
+    RS_CHECK_EQ(rs_scope_close(s), 0);
+    RS_CHECK_EQ(rc, -EAGAIN);
+
+    /* An error queued (port unreachable from a closed port) is received. */
+    int gone = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in closed = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    len = sizeof closed;
+    RS_CHECK_EQ(bind(gone, (struct sockaddr *)&closed, sizeof closed), 0);
+    RS_CHECK_EQ(getsockname(gone, (struct sockaddr *)&closed, &len), 0);
+    close(gone);
+    RS_CHECK_EQ(sendto(u, "e", 1, 0, (struct sockaddr *)&closed, sizeof closed), 1);
+    RS_CHECK(rs_poll(u, 0, 2000) & POLLERR);
+    RS_CHECK_EQ(rs_recv(u, buf, sizeof buf, MSG_ERRQUEUE), 1);
+    RS_CHECK_EQ(rs_recv(u, buf, sizeof buf, 0), 1); /* the ordinary datagram is still there */
+    RS_CHECK_OK(rs_close(u));
+    return 0;
+}
+
+Test(io_socket, recv_from_an_empty_error_queue_is_eagain_without_spinning)
+{
+    RS_RUN_OK(recv_errqueue, NULL);
 }

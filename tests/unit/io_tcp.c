@@ -9,21 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "io_support.h"
 
 TestSuite(io_tcp, .timeout = 30);
-
-static uint16_t port_of(int fd, int *family)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
-    if (family)
-        *family = ss.ss_family;
-    return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
 
 static int open_fds(void)
 {
@@ -43,7 +31,7 @@ static int connect_pair(const char *listen_host, const char *connect_host, int *
 {
     int lfd = rs_tcp_listen(listen_host, 0, 8);
     RS_CHECK(lfd >= 0);
-    uint16_t port = port_of(lfd, NULL);
+    uint16_t port = rs_test_port_of(lfd, NULL);
     RS_CHECK(port != 0);
     int c = rs_tcp_connect(connect_host, port, 2000);
     RS_CHECK(c >= 0);
@@ -59,7 +47,7 @@ static int connect_pair(const char *listen_host, const char *connect_host, int *
     RS_CHECK_EQ(rs_send(s, "pong", 4, 0), 4);
     RS_CHECK_EQ(rs_recv(c, buf, sizeof buf, 0), 4);
     RS_CHECK(memcmp(buf, "pong", 4) == 0);
-    port_of(c, family);
+    rs_test_port_of(c, family);
     RS_CHECK_OK(rs_close(s));
     RS_CHECK_OK(rs_close(c));
     RS_CHECK_OK(rs_close(lfd));
@@ -111,10 +99,10 @@ static int localhost_falls_back(void *arg)
     (void)arg;
     int lfd = rs_tcp_listen("::1", 0, 8);
     RS_CHECK(lfd >= 0);
-    int c = rs_tcp_connect("localhost", port_of(lfd, NULL), 2000);
+    int c = rs_tcp_connect("localhost", rs_test_port_of(lfd, NULL), 2000);
     RS_CHECK(c >= 0);
     int family = 0;
-    port_of(c, &family);
+    rs_test_port_of(c, &family);
     RS_CHECK_EQ(family, AF_INET6);
     RS_CHECK_OK(rs_close(c));
     RS_CHECK_OK(rs_close(lfd));
@@ -153,7 +141,7 @@ static int in_use(void *arg)
     (void)arg;
     int a = rs_tcp_listen("127.0.0.1", 0, 4);
     RS_CHECK(a >= 0);
-    int b = rs_tcp_listen("127.0.0.1", port_of(a, NULL), 4);
+    int b = rs_tcp_listen("127.0.0.1", rs_test_port_of(a, NULL), 4);
     RS_CHECK_EQ(b, -EADDRINUSE);
     RS_CHECK_OK(rs_close(a));
     return 0;
@@ -169,7 +157,7 @@ static int refused(void *arg)
     (void)arg;
     int lfd = rs_tcp_listen("127.0.0.1", 0, 1);
     RS_CHECK(lfd >= 0);
-    uint16_t port = port_of(lfd, NULL);
+    uint16_t port = rs_test_port_of(lfd, NULL);
     RS_CHECK_OK(rs_close(lfd));
     int before = open_fds();
     int64_t t0 = rs_now_ms();
@@ -185,42 +173,11 @@ Test(io_tcp, nothing_listening_is_econnrefused)
     RS_RUN_OK(refused, NULL);
 }
 
-/* A listener whose accept queue is full and that never accepts: Linux drops
- * further SYNs, so a new connect hangs in SYN retransmission (the first one
- * after 1 s) - a blackhole on loopback, deterministic and local. */
-typedef struct blackhole {
-    int lfd;
-    uint16_t port;
-    int fillers[8];
-    int nfillers;
-} blackhole;
-
-static int open_blackhole(blackhole *b)
-{
-    b->lfd = rs_tcp_listen("127.0.0.1", 0, 1);
-    RS_CHECK(b->lfd >= 0);
-    b->port = port_of(b->lfd, NULL);
-    /* Backlog 1 queues two connections; fill it with completed handshakes. */
-    for (b->nfillers = 0; b->nfillers < 2; b->nfillers++) {
-        int fd = rs_tcp_connect("127.0.0.1", b->port, 2000);
-        RS_CHECK(fd >= 0);
-        b->fillers[b->nfillers] = fd;
-    }
-    return 0;
-}
-
-static void close_blackhole(blackhole *b)
-{
-    for (int i = 0; i < b->nfillers; i++)
-        close(b->fillers[i]);
-    close(b->lfd);
-}
-
 static int connect_times_out(void *arg)
 {
     (void)arg;
-    blackhole b = { 0 };
-    RS_CHECK_OK(open_blackhole(&b));
+    rs_test_blackhole b = { 0 };
+    RS_CHECK_OK(rs_test_blackhole_open(&b, "127.0.0.1"));
     int before = open_fds();
     int64_t t0 = rs_now_ms();
     int rc = rs_tcp_connect("127.0.0.1", b.port, 150);
@@ -229,7 +186,7 @@ static int connect_times_out(void *arg)
     RS_CHECK(took >= 149);
     RS_CHECK(took < 400);
     RS_CHECK_EQ(open_fds(), before); /* the half-open socket was closed */
-    close_blackhole(&b);
+    rs_test_blackhole_close(&b);
     return 0;
 }
 
@@ -241,8 +198,8 @@ Test(io_tcp, connect_timeout_bounds_the_connect)
 static int connect_cancelled(void *arg)
 {
     (void)arg;
-    blackhole b = { 0 };
-    RS_CHECK_OK(open_blackhole(&b));
+    rs_test_blackhole b = { 0 };
+    RS_CHECK_OK(rs_test_blackhole_open(&b, "127.0.0.1"));
     int before = open_fds();
     rs_scope *s;
     RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 40 }, &s));
@@ -251,11 +208,59 @@ static int connect_cancelled(void *arg)
     RS_CHECK(rs_now_ms() - t0 < 300);
     RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
     RS_CHECK_EQ(open_fds(), before);
-    close_blackhole(&b);
+    rs_test_blackhole_close(&b);
     return 0;
 }
 
 Test(io_tcp, connect_is_a_cancellation_point)
 {
     RS_RUN_OK(connect_cancelled, NULL);
+}
+
+/* The time limit bounds the connect for an IPv6 literal, bracketed or not,
+ * and for "localhost" (no resolver involved), as for IPv4. */
+static int connect_limits_on_ipv6_and_localhost(void *arg)
+{
+    (void)arg;
+    static const struct {
+        const char *listen, *connect;
+    } cases[] = { { "::1", "::1" }, { "::1", "[::1]" }, { "127.0.0.1", "localhost" } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rs_test_blackhole b = { 0 };
+        RS_CHECK_OK(rs_test_blackhole_open(&b, cases[i].listen));
+        int64_t t0 = rs_now_ms();
+        RS_CHECK_EQ(rs_tcp_connect(cases[i].connect, b.port, 80), -ETIMEDOUT);
+        int64_t took = rs_now_ms() - t0;
+        RS_CHECK(took >= 79);
+        RS_CHECK(took < 500);
+        rs_test_blackhole_close(&b);
+    }
+    return 0;
+}
+
+Test(io_tcp, connect_limit_holds_for_ipv6_literals_and_localhost)
+{
+    RS_RUN_OK(connect_limits_on_ipv6_and_localhost, NULL);
+}
+
+/* "localhost" falls back to ::1 only when IPv4 loopback cannot be used at
+ * all. A port already taken on 127.0.0.1 is -EADDRINUSE, as for any other
+ * host: a second server silently listening on ::1 would split "localhost"
+ * between two servers (IPv4 clients reach the first one). */
+static int localhost_port_taken(void *arg)
+{
+    (void)arg;
+    int a = rs_tcp_listen("127.0.0.1", 0, 4);
+    RS_CHECK(a >= 0);
+    int b = rs_tcp_listen("localhost", rs_test_port_of(a, NULL), 4);
+    if (b >= 0)
+        close(b);
+    RS_CHECK_EQ(b, -EADDRINUSE);
+    RS_CHECK_OK(rs_close(a));
+    return 0;
+}
+
+Test(io_tcp, listen_on_localhost_with_the_port_taken_is_eaddrinuse)
+{
+    RS_RUN_OK(localhost_port_taken, NULL);
 }
