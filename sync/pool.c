@@ -13,8 +13,11 @@
  *     idle resources to the head waiters after every change).
  *  2. A creation is either for one queued waiter (job->for_waiter and
  *     waiter->job name each other) or for nobody (the min fill, or its waiter
- *     left). Its resource goes to that waiter, else to the head waiter or the
- *     idle list; its error goes to that waiter only, else nowhere.
+ *     left). Its resource goes to the head waiter (priority, then arrival,
+ *     exactly like a released one; the waiter it was for, if not the head,
+ *     stays queued and pump starts another creation for it when there is
+ *     room), else to the idle list; its error goes to the waiter it was for
+ *     only, else nowhere.
  *  3. Every callback (create, destroy, check) runs in a task: create in a
  *     background task per creation, check and idle destruction in the
  *     maintainer task, other destroys in the task that caused them (discard,
@@ -27,6 +30,7 @@
  *     released). */
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include <ringscope/sync.h>
@@ -109,6 +113,17 @@ static inline bool may_create(const rs_pool *p)
     return !p->disposed && total(p) + p->destroying < p->o.max;
 }
 
+/* base_ns + ms milliseconds, or INT64_MAX ("never") when that does not fit
+ * in an int64_t: a huge option (INT64_MAX ms) must not overflow and wrap into
+ * the past, which would expire idle resources at once. */
+static int64_t ns_after(int64_t base_ns, int64_t ms)
+{
+    int64_t ns, t;
+    if (__builtin_mul_overflow(ms, (int64_t)1000000, &ns) || __builtin_add_overflow(base_ns, ns, &t))
+        return INT64_MAX;
+    return t;
+}
+
 /* ------------------------------------------------------------ idle list */
 
 /* Keeps the list ordered by idle_since, newest first (the tail expires first). */
@@ -152,7 +167,7 @@ static void idle_put(rs_pool *p, pool_item *it)
     it->idle_since = rs__clock_ns();
     idle_insert(p, it);
     if (p->o.idle_timeout_ms > 0)
-        poke_maintainer(p, it->idle_since + p->o.idle_timeout_ms * 1000000);
+        poke_maintainer(p, ns_after(it->idle_since, p->o.idle_timeout_ms));
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -312,12 +327,13 @@ static int create_task(void *arg)
     pool_waiter *pw = j->for_waiter;
     if (pw)
         unbind(pw);
+    rs__waiter *h;
     if (rc == 0) {
         it->res = res;
         if (p->disposed) {
             destroy_item(p, it);
-        } else if (pw) {
-            give(p, pw, it);
+        } else if ((h = rs__waitq_head(&p->q))) {
+            give(p, (pool_waiter *)h, it); /* invariant 2: the head, not necessarily pw */
         } else {
             p->idle++;
             idle_put(p, it);
@@ -384,23 +400,26 @@ static void poke_maintainer(rs_pool *p, int64_t when)
     }
 }
 
+/* When the maintainer must wake by itself (0: never). Only for work it will
+ * do then: a check time counts only with a check function (maintain_task
+ * advances next_check only after a round), or a past next_check would make
+ * it spin; INT64_MAX (a time too far to express) is never. */
 static int64_t next_wakeup(const rs_pool *p)
 {
-    int64_t t = p->o.check_interval_ms > 0 ? p->next_check : 0;
+    int64_t t = p->o.check_interval_ms > 0 && p->o.check ? p->next_check : 0;
     if (p->o.idle_timeout_ms > 0 && p->idle_tail && total(p) > p->o.min) {
-        int64_t expiry = p->idle_tail->idle_since + p->o.idle_timeout_ms * 1000000;
+        int64_t expiry = ns_after(p->idle_tail->idle_since, p->o.idle_timeout_ms);
         if (!t || expiry < t)
             t = expiry;
     }
-    return t;
+    return t == INT64_MAX ? 0 : t;
 }
 
 /* Destroys the resources idle longer than idle_timeout_ms, down to min. */
 static void shrink(rs_pool *p)
 {
-    int64_t limit = p->o.idle_timeout_ms * 1000000;
     while (!p->disposed && p->idle_tail && total(p) > p->o.min &&
-           rs__clock_ns() - p->idle_tail->idle_since >= limit) {
+           rs__clock_ns() >= ns_after(p->idle_tail->idle_since, p->o.idle_timeout_ms)) {
         pool_item *it = p->idle_tail;
         idle_unlink(p, it);
         p->idle--;
@@ -450,7 +469,7 @@ static int maintain_task(void *arg)
             shrink(p);
         if (p->o.check_interval_ms > 0 && p->o.check && rs__clock_ns() >= p->next_check) {
             check_round(p);
-            p->next_check = rs__clock_ns() + p->o.check_interval_ms * 1000000;
+            p->next_check = ns_after(rs__clock_ns(), p->o.check_interval_ms);
         }
     }
     j->task = NULL;
@@ -592,7 +611,7 @@ int rs_pool_new(rs_scope *s, const rs_pool_opts *opts, rs_pool **out)
     rs__waitq_init(&p->q, NULL);
     p->next_token = 1;
     if (opts->check_interval_ms > 0)
-        p->next_check = rs__clock_ns() + opts->check_interval_ms * 1000000;
+        p->next_check = ns_after(rs__clock_ns(), opts->check_interval_ms);
     if ((opts->check_interval_ms > 0 && opts->check) || opts->idle_timeout_ms > 0) {
         int rc = start_maintainer(p);
         if (rc) {

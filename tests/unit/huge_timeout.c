@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "io_support.h"
-#include "sync_support.h"
+#include "pool_support.h"
 
 TestSuite(huge_timeout, .timeout = 20);
 
@@ -56,6 +56,20 @@ static int sem_call(int64_t ms, void *ctx)
 {
     rs_guard g = RS_GUARD_INIT;
     return rs_sem_acquire(ctx, 1, &(rs_acquire_opts){ .timeout_ms = ms }, &g);
+}
+
+static int pool_call(int64_t ms, void *ctx)
+{
+    rs_guard g = RS_GUARD_INIT;
+    return rs_pool_acquire(ctx, &(rs_acquire_opts){ .timeout_ms = ms }, &g);
+}
+
+/* ms is the pool's own default (acquire_timeout_ms), set when it was made. */
+static int pool_default_call(int64_t ms, void *ctx)
+{
+    rs_pool **by_default = ctx;
+    rs_guard g = RS_GUARD_INIT;
+    return rs_pool_acquire(ms == INT64_MAX ? by_default[0] : by_default[1], NULL, &g);
 }
 
 static int poll_call(int64_t ms, void *ctx)
@@ -125,6 +139,28 @@ static int sem_main(void *arg)
     return ends_only_by_cancellation(sem_call, sem);
 }
 
+/* A pool of one resource, taken; its own default acquire timeout is huge. */
+static int new_exhausted_pool(res_ctx *ctx, int64_t default_timeout_ms, rs_pool **p, rs_guard *g)
+{
+    rs_pool_opts o = res_opts(ctx, 0, 1);
+    o.acquire_timeout_ms = default_timeout_ms;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, p));
+    return rs_pool_acquire(*p, NULL, g);
+}
+
+static int pool_main(void *arg)
+{
+    (void)arg;
+    res_ctx ctx = { 0 };
+    rs_pool *by_default[2];
+    RS_GUARD(g0);
+    RS_GUARD(g1);
+    RS_CHECK_OK(new_exhausted_pool(&ctx, huge[0], &by_default[0], &g0));
+    RS_CHECK_OK(new_exhausted_pool(&ctx, huge[1], &by_default[1], &g1));
+    RS_CHECK_OK(ends_only_by_cancellation(pool_call, by_default[0]));
+    return ends_only_by_cancellation(pool_default_call, by_default);
+}
+
 /* A poll of a silent socket. Readiness still ends such a poll. */
 static int poll_main(void *arg)
 {
@@ -179,4 +215,9 @@ Test(huge_timeout, poll)
 Test(huge_timeout, tcp_connect)
 {
     RS_RUN_OK(connect_main, NULL);
+}
+
+Test(huge_timeout, pool_acquire)
+{
+    RS_RUN_OK(pool_main, NULL);
 }

@@ -1,6 +1,8 @@
 /* The pool's background maintenance: health checks of idle resources only,
  * replacement of failed ones, shrinking idle resources down to min, and
  * background tasks that end with the pool. */
+#include <time.h>
+
 #include "pool_support.h"
 
 static int only_idle_checked(void *arg)
@@ -141,4 +143,62 @@ Test(pool_health, background_tasks_end_with_the_pool, .timeout = 10)
     RS_RUN_OK(maintained_pool_in_root, &ctx);
     cr_assert_eq(ctx.created, 2);
     cr_assert_eq(ctx.destroyed, 2);
+}
+
+static int64_t cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int pool_huge_maintenance(void *arg)
+{
+    (void)arg;
+    /* An idle timeout and a check interval too long to ever expire: the idle
+     * resource is neither destroyed nor checked. */
+    res_ctx ctx = { 0 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 2);
+    o.idle_timeout_ms = INT64_MAX;
+    o.check_interval_ms = INT64_MAX;
+    o.check = res_check;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
+    RS_CHECK_OK(rs_guard_release(&g)); /* idle now: the maintainer is poked */
+    RS_CHECK_OK(rs_sleep(20));          /* nothing to wait for: nothing may happen */
+    RS_CHECK_EQ(ctx.destroyed, 0);
+    RS_CHECK_EQ(ctx.checked, 0);
+    RS_CHECK_EQ(pool_stats(p).idle, 1);
+    return 0;
+}
+
+Test(pool_health, pool_idle_timeout_and_check_interval_too_long_to_expire, .timeout = 10)
+{
+    RS_RUN_OK(pool_huge_maintenance, NULL);
+}
+
+static int maintainer_without_check(void *arg)
+{
+    (void)arg;
+    /* check_interval_ms without a check function (check is optional) next
+     * to an idle timeout: the maintainer must sleep, not spin on a check
+     * time that never advances. */
+    res_ctx ctx = { 0 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 1);
+    o.check_interval_ms = 1;
+    o.idle_timeout_ms = 60000;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    int64_t cpu0 = cpu_ms();
+    RS_CHECK_OK(rs_sleep(300));
+    int64_t used = cpu_ms() - cpu0;
+    RS_CHECK(used < 60); /* a spinning maintainer burns about 300 ms here */
+    return 0;
+}
+
+Test(pool_health, maintainer_without_a_check_function_does_not_spin, .timeout = 10)
+{
+    RS_RUN_OK(maintainer_without_check, NULL);
 }
