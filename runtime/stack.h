@@ -5,9 +5,9 @@
  *   [guard page, PROT_NONE, optional] [red zone | usable ........ | rs__stack header | colour]
  *                                      ^low                         ^top (frames start below)
  *
- * The colour is a shift of less than a page, a whole number of cache lines
- * that differs from one stack to the next (stack.c), so that the top frames
- * of many suspended tasks fall into different sets of the data cache.
+ * The colour is a shift of less than half a page, a whole number of cache
+ * lines that differs from one stack to the next (stack.c), so that the top
+ * frames of many suspended tasks fall into different sets of the data cache.
  *
  * Overflow detection has two layers:
  *  - a guard page below the stack faults at once; the SIGSEGV handler names the
