@@ -56,7 +56,7 @@ typedef struct rs__stack_pool {
     size_t nslabs, cap_slabs;
     size_t in_use;  /* stacks handed out and not yet returned */
     size_t nexcess; /* stacks waiting for rs__stack_trim, all classes */
-    unsigned next_colour; /* the colour of the next stack made (stack.c) */
+    unsigned next_colour; /* how many stacks were made: picks the next one's colour (stack.c) */
 } rs__stack_pool;
 
 void rs__stack_pool_init(rs__stack_pool *p);

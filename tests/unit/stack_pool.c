@@ -68,3 +68,9 @@ Test(stack_pool, small_stacks_use_fewer_colours, .timeout = 10)
     /* 16 KiB: at most 1 KiB of shift, 16 colours. */
     check_colours(16 * 1024, 16, false);
 }
+
+Test(stack_pool, odd_sizes_still_use_every_colour_of_theirs, .timeout = 10)
+{
+    /* 20 KiB: 1/16 is 1.25 KiB; the colours are a power of two: 16. */
+    check_colours(20 * 1024, 16, false);
+}
