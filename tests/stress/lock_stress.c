@@ -1,6 +1,7 @@
 /* Stress: many tasks hammering one lock (exclusive and read-write) with
  * switches inside the critical section, then the same with random timeouts,
- * task cancellations and scope timeouts. Mutual exclusion never breaks, no
+ * task cancellations and scope timeouts (both kinds of lock). Fencing tokens
+ * increase in grant order. Mutual exclusion never breaks, no
  * wake-up is lost (every waiter ends), nothing leaks (ASan), and the lock is
  * free and empty at the end. */
 #include "support.h"
@@ -14,7 +15,8 @@ typedef struct shared {
     int readers;    /* tasks in a read section */
     long entries;
     long overlaps;  /* must stay 0 */
-    uint64_t last_token;
+    uint64_t last_token;        /* the largest token that entered */
+    uint64_t last_writer_token; /* the token of the last exclusive holder or writer that entered */
     long token_errors;
 } shared;
 
@@ -26,6 +28,8 @@ static uint32_t next_rand(uint32_t *s)
     return *s;
 }
 
+/* A writer is granted only once every earlier grant has ended, so its token
+ * exceeds every token that entered before it. */
 static void enter_exclusive(shared *sh, const rs_guard *g)
 {
     if (sh->inside != 0 || sh->readers != 0)
@@ -35,12 +39,32 @@ static void enter_exclusive(shared *sh, const rs_guard *g)
     uint64_t t = rs_guard_token(g);
     if (t <= sh->last_token)
         sh->token_errors++;
-    sh->last_token = t;
+    sh->last_token = sh->last_writer_token = t;
 }
 
 static void leave_exclusive(shared *sh)
 {
     sh->inside--;
+}
+
+/* Readers granted together may enter in any order, but none can have been
+ * granted before a writer that entered earlier: that writer waited for it. */
+static void enter_read(shared *sh, const rs_guard *g)
+{
+    if (sh->inside != 0)
+        sh->overlaps++;
+    sh->readers++;
+    sh->entries++;
+    uint64_t t = rs_guard_token(g);
+    if (t <= sh->last_writer_token)
+        sh->token_errors++;
+    if (t > sh->last_token)
+        sh->last_token = t;
+}
+
+static void leave_read(shared *sh)
+{
+    sh->readers--;
 }
 
 /* ------------------------------------------------------------ plain */
@@ -99,11 +123,9 @@ static int rw_hammer(void *p)
             leave_exclusive(sh);
         } else {
             RS_CHECK_OK(rs_lock_read(sh->lock, &(rs_acquire_opts){ .priority = prio }, &g));
-            if (sh->inside)
-                sh->overlaps++;
-            sh->readers++;
+            enter_read(sh, &g);
             RS_CHECK_OK(rs_yield());
-            sh->readers--;
+            leave_read(sh);
         }
     }
     return 0;
@@ -136,6 +158,7 @@ Test(lock_stress, readers_and_writers_never_overlap, .timeout = 300)
 
 typedef struct chaos {
     shared sh;
+    bool rw; /* a read-write lock: a quarter of the attempts write, the rest read */
     long attempts, granted, timed_out, cancelled;
     long bad_results;
 } chaos;
@@ -149,12 +172,18 @@ typedef struct attempt {
 static int one_attempt(chaos *c, uint32_t *seed, int64_t timeout_ms)
 {
     rs_guard g = RS_GUARD_INIT;
-    int prio = (int)(next_rand(seed) % 4);
-    int rc = rs_lock_acquire(c->sh.lock, &(rs_acquire_opts){ .priority = prio, .timeout_ms = timeout_ms }, &g);
+    const rs_acquire_opts o = { .priority = (int)(next_rand(seed) % 4), .timeout_ms = timeout_ms };
+    bool read = c->rw && next_rand(seed) % 4 != 0;
+    int rc = !c->rw ? rs_lock_acquire(c->sh.lock, &o, &g)
+             : read ? rs_lock_read(c->sh.lock, &o, &g)
+                    : rs_lock_write(c->sh.lock, &o, &g);
     c->attempts++;
     if (rc == 0) {
         c->granted++;
-        enter_exclusive(&c->sh, &g);
+        if (read)
+            enter_read(&c->sh, &g);
+        else
+            enter_exclusive(&c->sh, &g);
         /* Switches inside, now and then a sleep so that queues grow long and
          * timeouts expire; a cancellation meanwhile does not take the lock away. */
         uint32_t r = next_rand(seed);
@@ -162,7 +191,10 @@ static int one_attempt(chaos *c, uint32_t *seed, int64_t timeout_ms)
             rs_sleep(1);
         for (uint32_t i = 0; i < r % 3; i++)
             rs_yield();
-        leave_exclusive(&c->sh);
+        if (read)
+            leave_read(&c->sh);
+        else
+            leave_exclusive(&c->sh);
         if (rs_guard_release(&g) != 0)
             c->bad_results++;
     } else if (rc == -ETIMEDOUT) {
@@ -223,9 +255,8 @@ static int chaos_worker(void *p)
 
 static int chaos_run(void *arg)
 {
-    (void)arg;
-    chaos c = { 0 };
-    RS_CHECK_OK(rs_lock_new(NULL, NULL, &c.sh.lock));
+    chaos c = { .rw = *(const bool *)arg };
+    RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = c.rw }, &c.sh.lock));
     rs_scope *s;
     RS_CHECK_OK(rs_scope_open(NULL, &s));
     for (int i = 0; i < TASKS; i++)
@@ -241,14 +272,21 @@ static int chaos_run(void *arg)
     RS_CHECK(c.granted > 0 && c.timed_out > 0 && c.cancelled > 0);
     rs_lock_stats st;
     RS_CHECK_OK(rs_lock_stats_get(c.sh.lock, &st));
-    RS_CHECK(!st.exclusive && st.pending == 0);
+    RS_CHECK(!st.exclusive && st.readers == 0 && st.pending == 0);
     /* Still a working lock. */
     RS_GUARD(g);
-    RS_CHECK_OK(rs_lock_try_acquire(c.sh.lock, &g));
+    RS_CHECK_OK(c.rw ? rs_lock_try_write(c.sh.lock, &g) : rs_lock_try_acquire(c.sh.lock, &g));
     return 0;
 }
 
 Test(lock_stress, random_timeouts_and_cancellations_lose_no_wakeup, .timeout = 300)
 {
-    RS_RUN_OK(chaos_run, NULL);
+    static const bool exclusive = false;
+    RS_RUN_OK(chaos_run, (void *)&exclusive);
+}
+
+Test(lock_stress, read_write_random_timeouts_and_cancellations_lose_no_wakeup, .timeout = 300)
+{
+    static const bool rw = true;
+    RS_RUN_OK(chaos_run, (void *)&rw);
 }
