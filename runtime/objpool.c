@@ -96,17 +96,17 @@ void rs__objpool_retire_all(rs__worker *w)
     pthread_mutex_lock(&retired_lock);
     for (int i = 0; i < RS__OBJPOOL_KINDS; i++) {
         rs__objpool *p = &w->objpools[i];
-        if (p->slabs) {
-            struct retired_pool *r = &retired[i];
-            if (p->free) {
-                void **link = rs__objpool_link(p->kind, p->free);
-                while (*link)
-                    link = rs__objpool_link(p->kind, *link);
-                *link = r->free;
-                r->free = p->free;
-            }
-            r->slabs = slab_chain_join(p->slabs, r->slabs);
+        struct retired_pool *r = &retired[i];
+        /* Free records go along even when p has no slab of its own (records
+         * of another pool given back here), so none is lost for reuse. */
+        if (p->free) {
+            void **link = rs__objpool_link(p->kind, p->free);
+            while (*link)
+                link = rs__objpool_link(p->kind, *link);
+            *link = r->free;
+            r->free = p->free;
         }
+        r->slabs = slab_chain_join(p->slabs, r->slabs);
         *p = (rs__objpool){ 0 };
     }
     pthread_mutex_unlock(&retired_lock);

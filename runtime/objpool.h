@@ -6,8 +6,9 @@
  * memory is never freed while the process runs. So a stale pointer to a
  * record (a guard that outlived its grant, a copy of one, a guard kept past
  * the end of its runtime) can still be read safely, and a generation number
- * inside the record tells it that the record has moved on. Allocation and return are a free-list pop
- * and push; a slab of records is carved when the list runs dry.
+ * inside the record tells it that the record has moved on. Allocation and
+ * return are a free-list pop and push; a slab of records is carved when the
+ * list runs dry.
  *
  * A kind describes one type of record; the layer that uses it defines it as
  * a static const object (in a header, so that the slot and the link offset
