@@ -5,6 +5,7 @@
  * library's description. Returned strings are static: thread-safe, never freed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@
 
 const char *rs_strerror(int err)
 {
+    if (err == INT_MIN) /* abs() would overflow; no errno is that large */
+        return "unknown error";
     int e = abs(err);
     switch (e) {
     case 0: return "success";

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/sched.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
 
@@ -117,7 +118,9 @@ int rs_scope_open(const rs_scope_opts *opts, rs_scope **out)
         s->cancel_reason = RS_CANCEL_PARENT;
         rs__signal_abort(&s->signal, -ECANCELED);
     } else if (opts && opts->timeout_ms > 0) {
-        if (rs__timer_arm(&w->timers, &s->timeout, rs__clock_ns() + opts->timeout_ms * 1000000) != 0) {
+        /* 0: a limit beyond about 292 years, which is no limit. */
+        int64_t deadline = rs__deadline_after_ms(opts->timeout_ms);
+        if (deadline && rs__timer_arm(&w->timers, &s->timeout, deadline) != 0) {
             scope_free(s);
             return -ENOMEM;
         }
@@ -141,8 +144,12 @@ void rs__scope_wait_empty(rs_scope *s)
     }
 }
 
+/* After the wait for the tasks: s is sealed first, because nothing would wait
+ * for a task spawned now (by a deferred function, the only code still inside
+ * s) and the scope is freed under it. */
 static void run_defers_and_dispose(rs_scope *s)
 {
+    s->sealed = true;
     while (s->ndefers) {
         rs__defer d = s->defers[--s->ndefers];
         d.fn(d.arg);

@@ -53,6 +53,7 @@ struct rs_scope {
     int first_error;
     uint8_t cancel_reason;                     /* rs__cancel_reason */
     bool cancelled, closing, shield, keep_going;
+    bool sealed;                               /* its close stopped waiting for tasks: no more spawns */
     rs__timer timeout;
     rs_signal signal;
     rs__defer *defers;

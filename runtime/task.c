@@ -123,7 +123,7 @@ static bool caller_inside(const rs__worker *w, const rs_scope *s)
 static int spawn_into(rs__worker *w, rs_scope *s, rs_task_fn fn, void *arg, const rs_spawn_opts *opts,
                       rs_task **out)
 {
-    if (s->cancelled)
+    if (s->cancelled || s->sealed)
         return -ECANCELED;
     if (s->closing && !caller_inside(w, s))
         return -ECANCELED;

@@ -187,6 +187,25 @@ static int connect_main(void *arg)
     return rc;
 }
 
+/* A scope's own timeout: a huge one never fires. */
+static int scope_main(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        rs_scope *s;
+        RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = huge[i] }, &s));
+        RS_CHECK_OK(rs_sleep(5)); /* timers due by now have fired */
+        RS_CHECK(!rs_scope_cancelled(s));
+        RS_CHECK_OK(rs_scope_close(s));
+    }
+    return 0;
+}
+
+Test(huge_timeout, scope_timeout)
+{
+    RS_RUN_OK(scope_main, NULL);
+}
+
 Test(huge_timeout, sleep)
 {
     RS_RUN_OK(sleep_main, NULL);

@@ -1,5 +1,8 @@
-/* rs_run: the runtime's entry point. */
+/* rs_run: the runtime's entry point (and rs_strerror, for what it returns). */
+#define _GNU_SOURCE
+#include <limits.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "support.h"
 
@@ -165,4 +168,17 @@ Test(run, a_deadlock_of_main_itself_ends_with_edeadlk, .timeout = 10)
 {
     cr_redirect_stderr();
     cr_assert_eq(rs_run(main_deadlocks_alone, NULL, NULL), -EDEADLK);
+}
+
+/* rs_strerror answers for every int: the library's own values, any other
+ * errno, either sign, and values no errno has (INT_MIN included). */
+Test(run, strerror_has_words_for_every_value, .timeout = 10)
+{
+    cr_assert_str_eq(rs_strerror(0), "success");
+    cr_assert_str_eq(rs_strerror(-ECANCELED), rs_strerror(ECANCELED));
+    cr_assert_not_null(strstr(rs_strerror(-ETIMEDOUT), "timeout"));
+    cr_assert_str_eq(rs_strerror(-EACCES), strerrordesc_np(EACCES));
+    const int odd[] = { INT_MIN, INT_MAX, -100000, 100000 };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        cr_assert_str_eq(rs_strerror(odd[i]), "unknown error", "rs_strerror(%d)", odd[i]);
 }

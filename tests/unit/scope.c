@@ -442,6 +442,36 @@ Test(scope, while_closing_only_its_own_tasks_may_spawn_into_it, .timeout = 10)
     RS_RUN_OK(spawn_while_closing, NULL);
 }
 
+/* A deferred function runs after the close stopped waiting for tasks: a task
+ * it spawned into the scope would be waited for by nobody and outlive the
+ * scope's memory, so the spawn is refused. */
+typedef struct late_spawn {
+    rs_scope *s;
+    int rc;
+} late_spawn;
+
+static void spawn_from_defer(void *arg)
+{
+    late_spawn *l = arg;
+    l->rc = rs_spawn(l->s, short_sleep, NULL, NULL, NULL);
+}
+
+static int defer_spawns(void *arg)
+{
+    (void)arg;
+    late_spawn l = { .rc = 1 };
+    RS_CHECK_OK(rs_scope_open(NULL, &l.s));
+    RS_CHECK_OK(rs_scope_defer(l.s, spawn_from_defer, &l));
+    RS_CHECK_OK(rs_scope_close(l.s));
+    RS_CHECK_EQ(l.rc, -ECANCELED);
+    return 0;
+}
+
+Test(scope, a_deferred_function_cannot_spawn_into_the_closing_scope, .timeout = 10)
+{
+    RS_RUN_OK(defer_spawns, NULL);
+}
+
 static int forgets_to_close(void *arg)
 {
     (void)arg;
