@@ -117,7 +117,8 @@ static int attempt(dlock *l, dwaiter *dw, const lease *ls, int64_t deadline, int
         return -EAGAIN;
     }
     int64_t wait = jittered_ns(*backoff_ms);
-    if (res.retry_ms >= 0 && res.retry_ms * NS_PER_MS + NS_PER_MS < wait)
+    /* Compared in ms first: retry_ms can be as long as a lease (any int64). */
+    if (res.retry_ms >= 0 && res.retry_ms < wait / NS_PER_MS)
         wait = res.retry_ms * NS_PER_MS + NS_PER_MS;
     *backoff_ms = *backoff_ms * 2 > RS__DLOCK_BACKOFF_MAX_MS ? RS__DLOCK_BACKOFF_MAX_MS : *backoff_ms * 2;
     int64_t b = rs__clock_ns() + wait;

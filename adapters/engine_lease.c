@@ -107,16 +107,20 @@ static void mark_lost(lease *ls)
 
 /* ------------------------------------------------------------ renewal */
 
-static int64_t renew_period_ns(const lease *ls)
+/* When to renew: a third of the lease length from now (at least 1 ms). The
+ * sum saturates, as end_after does: a lease of any length is valid. */
+static int64_t renew_at(const lease *ls, int64_t now)
 {
-    int64_t p = ls->ttl_ms / 3 * NS_PER_MS;
-    return p < NS_PER_MS ? NS_PER_MS : p;
+    int64_t third = ls->ttl_ms / 3;
+    return end_after(now, third < 1 ? 1 : third);
 }
 
+/* Clamped in milliseconds, before the conversion can overflow. */
 static int64_t retry_period_ns(const lease *ls)
 {
-    int64_t p = ls->ttl_ms / 10 * NS_PER_MS;
-    return p < RETRY_MIN_NS ? RETRY_MIN_NS : p > RETRY_MAX_NS ? RETRY_MAX_NS : p;
+    int64_t ms = ls->ttl_ms / 10;
+    int64_t p = ms > RETRY_MAX_NS / NS_PER_MS ? RETRY_MAX_NS : ms * NS_PER_MS;
+    return p < RETRY_MIN_NS ? RETRY_MIN_NS : p;
 }
 
 static void arm(lease *ls, int64_t at)
@@ -138,7 +142,7 @@ static void schedule_next(lease *ls, int64_t now)
         int64_t at = now + retry_period_ns(ls);
         arm(ls, at < ls->end_ns ? at : ls->end_ns);
     } else {
-        arm(ls, now + renew_period_ns(ls));
+        arm(ls, renew_at(ls, now));
     }
 }
 

@@ -1,7 +1,8 @@
 /* A time limit too large to be a deadline in nanoseconds (beyond about 292
  * years) means no limit, for every waiting call of the runtime and the
  * locks: the wait ends by its event or by cancellation, never at once with
- * -ETIMEDOUT (computed plainly, ms * 1000000 overflows into the past). */
+ * -ETIMEDOUT (computed plainly, ms * 1000000 overflows into the past). The
+ * same holds for a scope's timeout and for lease lengths. */
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -204,6 +205,45 @@ static int scope_main(void *arg)
 Test(huge_timeout, scope_timeout)
 {
     RS_RUN_OK(scope_main, NULL);
+}
+
+/* Lease lengths: a lease of any length is held, renewed and extended
+ * (renewal is due a third of the length from now, a sum that must not
+ * overflow), and a waiter told that the holder's lease ends in ~292 years
+ * still ends at its own timeout. */
+static int lease_main(void *arg)
+{
+    (void)arg;
+    rs_store *st;
+    RS_CHECK_OK(rs_store_open("memory:", NULL, &st));
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        rs_scope *s;
+        rs_lock *l;
+        RS_CHECK_OK(rs_scope_open(NULL, &s));
+        RS_CHECK_OK(rs_lock_new(s, &(rs_lock_opts){ .store = st, .key = "huge-ttl", .ttl_ms = huge[i] }, &l));
+        rs_guard g = RS_GUARD_INIT;
+        RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+        RS_CHECK_OK(rs_sleep(5)); /* a renewal due by now has run */
+        RS_CHECK(rs_guard_held(&g));
+        RS_CHECK(!rs_signal_aborted(rs_guard_lost(&g)));
+        RS_CHECK_OK(rs_guard_extend(&g, huge[i]));
+        RS_CHECK_OK(rs_guard_release(&g));
+        RS_CHECK_OK(rs_scope_close(s));
+
+        uint64_t token;
+        RS_CHECK_OK(rs_store_acquire(st, "held-elsewhere", RS_LOCK_EXCLUSIVE, "another-owner", huge[i], &token));
+        RS_CHECK_OK(rs_scope_open(NULL, &s));
+        RS_CHECK_OK(rs_lock_new(s, &(rs_lock_opts){ .store = st, .key = "held-elsewhere" }, &l));
+        RS_CHECK_EQ(rs_lock_acquire(l, &(rs_acquire_opts){ .timeout_ms = 20 }, &g), -ETIMEDOUT);
+        RS_CHECK_OK(rs_scope_close(s));
+        RS_CHECK_OK(rs_store_release(st, "held-elsewhere", RS_LOCK_EXCLUSIVE, "another-owner"));
+    }
+    return rs_store_close(st);
+}
+
+Test(huge_timeout, lease_ttl)
+{
+    RS_RUN_OK(lease_main, NULL);
 }
 
 Test(huge_timeout, sleep)
