@@ -1,16 +1,19 @@
 /* The pool's background maintenance: health checks of idle resources only,
  * replacement of failed ones, shrinking idle resources down to min, and
- * background tasks that end with the pool. */
+ * background tasks that end with the pool.
+ *
+ * Each pool here belongs to the root scope, which disposes it after main
+ * returned, and its maintainer may run a round until then: the callbacks'
+ * context lives in the Test's frame, never in main's. */
 #include <time.h>
 
 #include "pool_support.h"
 
 static int only_idle_checked(void *arg)
 {
-    (void)arg;
-    res_ctx ctx = { 0 };
+    res_ctx *ctx = arg;
     rs_pool *p;
-    rs_pool_opts o = res_opts(&ctx, 2, 2);
+    rs_pool_opts o = res_opts(ctx, 2, 2);
     o.check = res_check;
     o.check_interval_ms = 5;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -18,35 +21,35 @@ static int only_idle_checked(void *arg)
     rs_guard g = RS_GUARD_INIT;
     RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
     intptr_t held = (intptr_t)rs_guard_resource(&g);
-    int before = ctx.nchecked;
+    int before = ctx->nchecked;
     RS_CHECK_OK(rs_sleep(60));
-    RS_CHECK(ctx.nchecked - before >= 3); /* several rounds ran */
-    for (int i = before; i < ctx.nchecked; i++)
-        RS_CHECK(ctx.checked_ids[i] != held);
+    RS_CHECK(ctx->nchecked - before >= 3); /* several rounds ran */
+    for (int i = before; i < ctx->nchecked; i++)
+        RS_CHECK(ctx->checked_ids[i] != held);
     RS_CHECK_OK(rs_guard_release(&g));
-    RS_CHECK_EQ(ctx.destroyed, 0);
-    RS_CHECK_POOL_CONSISTENT(p, &ctx, 2);
+    RS_CHECK_EQ(ctx->destroyed, 0);
+    RS_CHECK_POOL_CONSISTENT(p, ctx, 2);
     return 0;
 }
 
 Test(pool_health, only_idle_resources_are_checked, .timeout = 10)
 {
-    RS_RUN_OK(only_idle_checked, NULL);
+    res_ctx ctx = { 0 };
+    RS_RUN_OK(only_idle_checked, &ctx);
 }
 
 static int failed_check_replaced(void *arg)
 {
-    (void)arg;
-    res_ctx ctx = { .bad_id = 1 };
+    res_ctx *ctx = arg;
     rs_pool *p;
-    rs_pool_opts o = res_opts(&ctx, 2, 3);
+    rs_pool_opts o = res_opts(ctx, 2, 3);
     o.check = res_check;
     o.check_interval_ms = 5;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
-    RS_YIELD_UNTIL(ctx.destroyed == 1 && pool_stats(p).idle == 2);
-    RS_CHECK_EQ(ctx.created, 3); /* the broken one was replaced to keep min */
-    RS_CHECK_EQ(ctx.live, 2);
-    RS_CHECK_POOL_CONSISTENT(p, &ctx, 3);
+    RS_YIELD_UNTIL(ctx->destroyed == 1 && pool_stats(p).idle == 2);
+    RS_CHECK_EQ(ctx->created, 3); /* the broken one was replaced to keep min */
+    RS_CHECK_EQ(ctx->live, 2);
+    RS_CHECK_POOL_CONSISTENT(p, ctx, 3);
     /* The broken resource is never handed out again. */
     for (int i = 0; i < 5; i++) {
         rs_guard g = RS_GUARD_INIT;
@@ -59,15 +62,15 @@ static int failed_check_replaced(void *arg)
 
 Test(pool_health, failing_check_destroys_and_replaces, .timeout = 10)
 {
-    RS_RUN_OK(failed_check_replaced, NULL);
+    res_ctx ctx = { .bad_id = 1 };
+    RS_RUN_OK(failed_check_replaced, &ctx);
 }
 
 static int shrink_to_min(void *arg)
 {
-    (void)arg;
-    res_ctx ctx = { 0 };
+    res_ctx *ctx = arg;
     rs_pool *p;
-    rs_pool_opts o = res_opts(&ctx, 1, 4);
+    rs_pool_opts o = res_opts(ctx, 1, 4);
     o.idle_timeout_ms = 200;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
     rs_guard g[4] = { RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT, RS_GUARD_INIT };
@@ -80,27 +83,27 @@ static int shrink_to_min(void *arg)
     RS_CHECK_OK(rs_sleep(20));
     RS_CHECK_EQ(pool_stats(p).idle, 4); /* not idle long enough yet */
     RS_YIELD_UNTIL(pool_stats(p).total == 1);
-    RS_CHECK_EQ(ctx.destroyed, 3);
+    RS_CHECK_EQ(ctx->destroyed, 3);
     RS_CHECK_OK(rs_sleep(300));
     rs_pool_stats st = pool_stats(p);
     RS_CHECK_EQ(st.total, 1); /* never below min */
     RS_CHECK_EQ(st.idle, 1);
-    RS_CHECK_EQ(ctx.live, 1);
+    RS_CHECK_EQ(ctx->live, 1);
     return 0;
 }
 
 Test(pool_health, idle_timeout_shrinks_down_to_min, .timeout = 10)
 {
-    RS_RUN_OK(shrink_to_min, NULL);
+    res_ctx ctx = { 0 };
+    RS_RUN_OK(shrink_to_min, &ctx);
 }
 
 static int recently_used_kept(void *arg)
 {
-    (void)arg;
     /* A resource in regular use never idles long enough to be destroyed. */
-    res_ctx ctx = { 0 };
+    res_ctx *ctx = arg;
     rs_pool *p;
-    rs_pool_opts o = res_opts(&ctx, 0, 2);
+    rs_pool_opts o = res_opts(ctx, 0, 2);
     o.idle_timeout_ms = 300;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
     for (int i = 0; i < 10; i++) {
@@ -110,16 +113,17 @@ static int recently_used_kept(void *arg)
         RS_CHECK_OK(rs_guard_release(&g));
         RS_CHECK_OK(rs_sleep(10));
     }
-    RS_CHECK_EQ(ctx.created, 1);
-    RS_CHECK_EQ(ctx.destroyed, 0);
+    RS_CHECK_EQ(ctx->created, 1);
+    RS_CHECK_EQ(ctx->destroyed, 0);
     RS_YIELD_UNTIL(pool_stats(p).total == 0); /* then it idles out (min 0) */
-    RS_CHECK_EQ(ctx.destroyed, 1);
+    RS_CHECK_EQ(ctx->destroyed, 1);
     return 0;
 }
 
 Test(pool_health, resources_in_use_do_not_idle_out, .timeout = 10)
 {
-    RS_RUN_OK(recently_used_kept, NULL);
+    res_ctx ctx = { 0 };
+    RS_RUN_OK(recently_used_kept, &ctx);
 }
 
 static int maintained_pool_in_root(void *arg)
@@ -154,12 +158,11 @@ static int64_t cpu_ms(void)
 
 static int pool_huge_maintenance(void *arg)
 {
-    (void)arg;
     /* An idle timeout and a check interval too long to ever expire: the idle
      * resource is neither destroyed nor checked. */
-    res_ctx ctx = { 0 };
+    res_ctx *ctx = arg;
     rs_pool *p;
-    rs_pool_opts o = res_opts(&ctx, 0, 2);
+    rs_pool_opts o = res_opts(ctx, 0, 2);
     o.idle_timeout_ms = INT64_MAX;
     o.check_interval_ms = INT64_MAX;
     o.check = res_check;
@@ -168,26 +171,26 @@ static int pool_huge_maintenance(void *arg)
     RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
     RS_CHECK_OK(rs_guard_release(&g)); /* idle now: the maintainer is poked */
     RS_CHECK_OK(rs_sleep(20));          /* nothing to wait for: nothing may happen */
-    RS_CHECK_EQ(ctx.destroyed, 0);
-    RS_CHECK_EQ(ctx.checked, 0);
+    RS_CHECK_EQ(ctx->destroyed, 0);
+    RS_CHECK_EQ(ctx->checked, 0);
     RS_CHECK_EQ(pool_stats(p).idle, 1);
     return 0;
 }
 
 Test(pool_health, pool_idle_timeout_and_check_interval_too_long_to_expire, .timeout = 10)
 {
-    RS_RUN_OK(pool_huge_maintenance, NULL);
+    res_ctx ctx = { 0 };
+    RS_RUN_OK(pool_huge_maintenance, &ctx);
 }
 
 static int maintainer_without_check(void *arg)
 {
-    (void)arg;
     /* check_interval_ms without a check function (check is optional) next
      * to an idle timeout: the maintainer must sleep, not spin on a check
      * time that never advances. */
-    res_ctx ctx = { 0 };
+    res_ctx *ctx = arg;
     rs_pool *p;
-    rs_pool_opts o = res_opts(&ctx, 0, 1);
+    rs_pool_opts o = res_opts(ctx, 0, 1);
     o.check_interval_ms = 1;
     o.idle_timeout_ms = 60000;
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -200,5 +203,6 @@ static int maintainer_without_check(void *arg)
 
 Test(pool_health, maintainer_without_a_check_function_does_not_spin, .timeout = 10)
 {
-    RS_RUN_OK(maintainer_without_check, NULL);
+    res_ctx ctx = { 0 };
+    RS_RUN_OK(maintainer_without_check, &ctx);
 }
