@@ -428,15 +428,18 @@ static void shrink(rs_pool *p)
 }
 
 /* Checks every resource that was idle when the round began, oldest first.
- * A resource under check counts as idle but cannot be handed out. */
+ * A resource under check counts as idle but cannot be handed out. One that
+ * became idle during the round (idle_since after its start: the list is
+ * ordered by idle_since) waits for the next round. */
 static void check_round(rs_pool *p)
 {
     uint64_t round = ++p->round;
+    int64_t began = rs__clock_ns();
     for (;;) {
         pool_item *it = p->idle_tail;
         while (it && it->checked_round == round)
             it = it->prev;
-        if (!it || p->disposed)
+        if (!it || it->idle_since > began || p->disposed)
             return;
         it->checked_round = round;
         idle_unlink(p, it);

@@ -66,6 +66,62 @@ Test(pool_health, failing_check_destroys_and_replaces, .timeout = 10)
     RS_RUN_OK(failed_check_replaced, &ctx);
 }
 
+/* A check round covers the resources idle when it begins: one that becomes
+ * idle while the round runs waits for the next round. */
+typedef struct round_ctx {
+    res_ctx res; /* first: res_create and res_destroy take it */
+    bool checking, go;
+    intptr_t ids[16];
+    int n;
+} round_ctx;
+
+static bool check_first_slowly(void *c, void *res)
+{
+    round_ctx *x = c;
+    if (x->n < 16)
+        x->ids[x->n++] = (intptr_t)res;
+    if ((intptr_t)res == 1) {
+        x->checking = true;
+        while (!x->go && rs_yield() == 0)
+            ;
+        x->checking = false;
+    }
+    return true;
+}
+
+static int round_covers_idle_at_start(void *arg)
+{
+    round_ctx *x = arg;
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&x->res, 0, 2);
+    o.ctx = x;
+    o.check = check_first_slowly;
+    o.check_interval_ms = 20;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    rs_guard g1 = RS_GUARD_INIT, g2 = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &g1));
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &g2));
+    RS_CHECK_EQ((intptr_t)rs_guard_resource(&g1), 1);
+    RS_CHECK_OK(rs_guard_release(&g1));
+    RS_YIELD_UNTIL(x->checking); /* a round began with only resource 1 idle */
+    RS_CHECK_OK(rs_guard_release(&g2));
+    x->go = true;
+    /* Once the check of 1 returned the round goes on without suspending: had
+     * it taken resource 2 as well, that check would have run by now. */
+    RS_YIELD_UNTIL(!x->checking);
+    RS_CHECK_EQ(x->n, 1);
+    RS_YIELD_UNTIL(x->n == 3); /* the next round: both, oldest first */
+    RS_CHECK_EQ(x->ids[1], 1);
+    RS_CHECK_EQ(x->ids[2], 2);
+    return 0;
+}
+
+Test(pool_health, a_round_checks_only_resources_idle_when_it_begins, .timeout = 10)
+{
+    round_ctx x = { 0 };
+    RS_RUN_OK(round_covers_idle_at_start, &x);
+}
+
 static int shrink_to_min(void *arg)
 {
     res_ctx *ctx = arg;
