@@ -152,7 +152,8 @@ static int new_exhausted_pool(res_ctx *ctx, int64_t default_timeout_ms, rs_pool 
 static int pool_main(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *by_default[2];
     RS_GUARD(g0);
     RS_GUARD(g1);

@@ -44,7 +44,8 @@ static int spawn_user(user_arg *a)
 static int min_in_background(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 2, 4);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -81,7 +82,8 @@ Test(pool, min_resources_are_created_in_the_background_and_handed_out, .timeout 
 static int max_with_waiters(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 2);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -121,7 +123,8 @@ Test(pool, max_is_enforced_and_waiters_get_released_resources, .timeout = 10)
 static int acquire_timeout(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 1);
     o.acquire_timeout_ms = 100;
@@ -155,7 +158,8 @@ Test(pool, acquire_timeout_default_and_explicit, .timeout = 10)
 static int discard(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 1);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -186,7 +190,8 @@ Test(pool, discard_destroys_and_the_pool_recreates_on_demand, .timeout = 10)
 static int discard_refills_min(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 1, 2);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -211,7 +216,8 @@ Test(pool, discard_below_min_creates_a_replacement, .timeout = 10)
 static int create_fails(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { .fail_call = 1, .fail_error = -ECONNREFUSED };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ .fail_call = 1, .fail_error = -ECONNREFUSED };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 1);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -243,7 +249,8 @@ static int error_to_the_right_waiter(void *arg)
 {
     (void)arg;
     /* Two acquirers, each with a creation of its own; the first creation fails. */
-    res_ctx ctx = { .fail_call = 1, .create_delay_ms = 10 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ .fail_call = 1, .create_delay_ms = 10 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 2);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -264,7 +271,8 @@ static int error_to_the_right_waiter(void *arg)
 
     /* The acquirer a creation was for left (timeout): its error goes to nobody,
      * and the next waiter gets a creation of its own. */
-    res_ctx ctx2 = { .fail_call = 1, .create_delay_ms = 30 };
+    static res_ctx ctx2; /* outlives this task: see res_ctx */
+    ctx2 = (res_ctx){ .fail_call = 1, .create_delay_ms = 30 };
     rs_pool *p2;
     rs_pool_opts o2 = res_opts(&ctx2, 0, 1);
     RS_CHECK_OK(rs_pool_new(NULL, &o2, &p2));
@@ -292,7 +300,8 @@ Test(pool, create_error_goes_only_to_the_acquirer_it_was_for, .timeout = 10)
 static int priority_and_try(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 1);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -330,7 +339,8 @@ static int consistent_stats(void *arg)
 {
     (void)arg;
     /* A busy mix of users; the invariants hold at every step. */
-    res_ctx ctx = { .create_delay_ms = 1 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ .create_delay_ms = 1 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 1, 3);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -378,7 +388,8 @@ Test(pool, stats_are_consistent_at_every_step, .timeout = 20)
 static int validation(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { 0 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 2);
     RS_CHECK_EQ(rs_pool_new(NULL, NULL, &p), -EINVAL);
@@ -515,7 +526,8 @@ Test(pool, scope_close_destroys_idle_resources_and_cancels_creations, .timeout =
 static int creating_counted(void *arg)
 {
     (void)arg;
-    res_ctx ctx = { .create_delay_ms = 20 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ .create_delay_ms = 20 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 3);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));

@@ -35,7 +35,8 @@ static int created_goes_to_head(void *arg)
     /* max 1: a creation starts for the first (low-priority) waiter; a
      * higher-priority waiter queues ahead of it while it runs. The new
      * resource goes to the head waiter, as a released one would. */
-    res_ctx ctx = { .create_delay_ms = 20 };
+    static res_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (res_ctx){ .create_delay_ms = 20 };
     rs_pool *p;
     rs_pool_opts o = res_opts(&ctx, 0, 1);
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
@@ -90,7 +91,8 @@ static void slow_first_destroy(void *c, void *res)
 static int created_fifo(void *arg)
 {
     (void)arg;
-    slow_first_ctx ctx = { 0 };
+    static slow_first_ctx ctx; /* outlives this task: see res_ctx */
+    ctx = (slow_first_ctx){ 0 };
     rs_pool *p;
     rs_pool_opts o = { .create = slow_first_create, .destroy = slow_first_destroy, .ctx = &ctx, .max = 2 };
     RS_CHECK_OK(rs_pool_new(NULL, &o, &p));

@@ -7,6 +7,10 @@
 
 #include "sync_support.h"
 
+/* A pool created in the scope a test's main task runs in (the root scope)
+ * is disposed after that task returned, and its destroy callback still
+ * writes to the context then: such a context is static, not on the task's
+ * stack. */
 typedef struct res_ctx {
     int created, destroyed, checked, create_calls;
     int live, max_live;
