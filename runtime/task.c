@@ -123,9 +123,9 @@ static bool caller_inside(const rs__worker *w, const rs_scope *s)
 static int spawn_into(rs__worker *w, rs_scope *s, rs_task_fn fn, void *arg, const rs_spawn_opts *opts,
                       rs_task **out)
 {
-    if (s->cancelled || s->sealed)
+    if (s->cancelled)
         return -ECANCELED;
-    if (s->closing && !caller_inside(w, s))
+    if (s->closing && (s->sealed || !caller_inside(w, s))) /* sealed implies closing */
         return -ECANCELED;
     rs_task *t = task_alloc(w);
     if (!t)
