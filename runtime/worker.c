@@ -343,7 +343,10 @@ static void report_deadlock(rs__worker *w)
         if (w->root)
             rs__scope_cancel(w->root, RS_CANCEL_DEADLOCK);
     } else if (w->deadlocks == 2) {
-        fprintf(stderr, "ringscope: still deadlocked after cancelling the root scope; cancelling everything\n");
+        /* Only what the root scope does not hold is left to cancel: the
+         * library's background tasks (shielded scopes stay out of reach). */
+        fprintf(stderr, "ringscope: still deadlocked after cancelling the root scope; "
+                        "cancelling the library's background tasks too\n");
         rs__scope_cancel(w->top, RS_CANCEL_DEADLOCK);
     } else {
         fprintf(stderr, "ringscope: tasks are blocked for good in waits that ignore cancellation "
