@@ -98,6 +98,22 @@ static inline int rs_test_deadlock_in_a_nested_scope(void)
     return rs_scope_close(s);
 }
 
+/* The randomized tests' generator (splitmix64): deterministic for a seed,
+ * so a failing seed reproduces. *state is the whole generator. */
+static inline uint64_t rs_test_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A value in 0 .. n-1 (n > 0). */
+static inline int rs_test_rand_below(uint64_t *state, int n)
+{
+    return (int)(rs_test_rand(state) % (uint64_t)n);
+}
+
 /* The URL of a test server from the environment; fails loudly when missing
  * (scripts/services start exports them; tests never skip). */
 static inline const char *rs_test_env_url(const char *var)

@@ -20,14 +20,6 @@ typedef struct shared {
     long token_errors;
 } shared;
 
-static uint32_t next_rand(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
 /* A writer is granted only once every earlier grant has ended, so its token
  * exceeds every token that entered before it. */
 static void enter_exclusive(shared *sh, const rs_guard *g)
@@ -111,11 +103,11 @@ Test(lock_stress, sixty_four_tasks_ten_thousand_acquisitions_never_overlap, .tim
 static int rw_hammer(void *p)
 {
     shared *sh = p;
-    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() | 1u;
+    uint64_t seed = (uint64_t)(uintptr_t)rs_current_task();
     for (int i = 0; i < ROUNDS / 4; i++) {
         RS_GUARD(g);
-        bool write = next_rand(&seed) % 8 == 0;
-        int prio = (int)(next_rand(&seed) % 3);
+        bool write = rs_test_rand(&seed) % 8 == 0;
+        int prio = (int)(rs_test_rand(&seed) % 3);
         if (write) {
             RS_CHECK_OK(rs_lock_write(sh->lock, &(rs_acquire_opts){ .priority = prio }, &g));
             enter_exclusive(sh, &g);
@@ -165,15 +157,15 @@ typedef struct chaos {
 
 typedef struct attempt {
     chaos *c;
-    uint32_t seed;
+    uint64_t seed;
 } attempt;
 
 /* One acquisition that may time out or be cancelled; counts its outcome. */
-static int one_attempt(chaos *c, uint32_t *seed, int64_t timeout_ms)
+static int one_attempt(chaos *c, uint64_t *seed, int64_t timeout_ms)
 {
     rs_guard g = RS_GUARD_INIT;
-    const rs_acquire_opts o = { .priority = (int)(next_rand(seed) % 4), .timeout_ms = timeout_ms };
-    bool read = c->rw && next_rand(seed) % 4 != 0;
+    const rs_acquire_opts o = { .priority = (int)(rs_test_rand(seed) % 4), .timeout_ms = timeout_ms };
+    bool read = c->rw && rs_test_rand(seed) % 4 != 0;
     int rc = !c->rw ? rs_lock_acquire(c->sh.lock, &o, &g)
              : read ? rs_lock_read(c->sh.lock, &o, &g)
                     : rs_lock_write(c->sh.lock, &o, &g);
@@ -186,10 +178,10 @@ static int one_attempt(chaos *c, uint32_t *seed, int64_t timeout_ms)
             enter_exclusive(&c->sh, &g);
         /* Switches inside, now and then a sleep so that queues grow long and
          * timeouts expire; a cancellation meanwhile does not take the lock away. */
-        uint32_t r = next_rand(seed);
+        uint64_t r = rs_test_rand(seed);
         if (r % 64 == 0)
             rs_sleep(1);
-        for (uint32_t i = 0; i < r % 3; i++)
+        for (uint64_t i = 0; i < r % 3; i++)
             rs_yield();
         if (read)
             leave_read(&c->sh);
@@ -219,28 +211,28 @@ static int victim(void *p)
 static int chaos_worker(void *p)
 {
     chaos *c = p;
-    uint32_t seed = (uint32_t)(uintptr_t)rs_current_task() * 2654435761u | 1u;
+    uint64_t seed = (uint64_t)(uintptr_t)rs_current_task() * 2654435761u;
     for (int i = 0; i < ROUNDS / 10; i++) {
-        switch (next_rand(&seed) % 4) {
+        switch (rs_test_rand(&seed) % 4) {
         case 0: /* plain */
             one_attempt(c, &seed, 0);
             break;
         case 1: /* own timeout */
-            one_attempt(c, &seed, 1 + next_rand(&seed) % 2);
+            one_attempt(c, &seed, 1 + rs_test_rand(&seed) % 2);
             break;
         case 2: { /* inside a scope with a timeout */
             rs_scope *s;
-            RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 1 + next_rand(&seed) % 2 }, &s));
+            RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 1 + rs_test_rand(&seed) % 2 }, &s));
             one_attempt(c, &seed, 0);
             int rc = rs_scope_close(s);
             RS_CHECK(rc == 0 || rc == -ETIMEDOUT);
             break;
         }
         default: { /* a task cancelled after a few switches */
-            attempt a = { c, next_rand(&seed) };
+            attempt a = { c, rs_test_rand(&seed) };
             rs_task *t;
             RS_CHECK_OK(rs_spawn(rs_current_scope(), victim, &a, NULL, &t));
-            int n = (int)(next_rand(&seed) % 4);
+            int n = (int)(rs_test_rand(&seed) % 4);
             for (int k = 0; k < n; k++)
                 RS_CHECK_OK(rs_yield());
             rs_task_cancel(t);

@@ -562,18 +562,9 @@ static int settle(round *r)
 
 /* ------------------------------------------------------------ steps */
 
-static uint64_t rnd(round *r)
-{
-    /* splitmix64 */
-    uint64_t z = (r->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int rnd_below(round *r, int n)
 {
-    return (int)(rnd(r) % (uint64_t)n);
+    return rs_test_rand_below(&r->rng, n);
 }
 
 /* Few values, so that ties happen; now and then an extreme one. */

@@ -192,17 +192,9 @@ __attribute__((format(printf, 4, 5))) static void model_fail(model *m, int line,
         mcheck_ok_;                                                                                                    \
     })
 
-static uint64_t rng_next(model *m) /* splitmix64 */
-{
-    uint64_t z = (m->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int rnd(model *m, int n)
 {
-    return (int)(rng_next(m) % (uint64_t)n);
+    return rs_test_rand_below(&m->rng, n);
 }
 
 static bool chance(model *m, int pct)

@@ -114,18 +114,9 @@ struct sem_model {
 
 /* ------------------------------------------------------------ randomness */
 
-static uint64_t rnd(sem_model *m)
-{
-    /* xorshift64* */
-    m->rng ^= m->rng >> 12;
-    m->rng ^= m->rng << 25;
-    m->rng ^= m->rng >> 27;
-    return m->rng * 2685821657736338717ull;
-}
-
 static int below(sem_model *m, int k)
 {
-    return (int)(rnd(m) % (uint64_t)k);
+    return rs_test_rand_below(&m->rng, k);
 }
 
 static int64_t rnd_weight(sem_model *m)
