@@ -22,56 +22,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "examples/process.h"
+
 #ifndef RS_EXAMPLE_ECHO_SERVER
 #error "RS_EXAMPLE_ECHO_SERVER: the path of the built example (tests/CMakeLists.txt)"
 #endif
 
-#define LIMIT_MS 10000
-
-extern char **environ;
-
-typedef struct server_proc {
-    pid_t pid;
-    int pidfd;
-    int out; /* the program's stdout */
-    int err; /* the program's stderr */
-    char out_text[4096], err_text[8192];
-    size_t out_len, err_len;
-} server_proc;
-
-static void start(server_proc *p, char *const argv[])
-{
-    int out[2], err[2];
-    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
-    cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
-    int rc = posix_spawn(&p->pid, RS_EXAMPLE_ECHO_SERVER, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s: %s", RS_EXAMPLE_ECHO_SERVER, strerror(rc));
-    close(out[1]);
-    close(err[1]);
-    p->out = out[0];
-    p->err = err[0];
-    p->out_len = p->err_len = 0;
-    p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-    cr_assert_geq(p->pidfd, 0, "pidfd_open: %s", strerror(errno));
-}
-
-/* Appends what fd has to buf (NUL-terminated); false at end of file. */
-static bool drain_once(int fd, char *buf, size_t cap, size_t *len)
-{
-    ssize_t n = read(fd, buf + *len, cap - 1 - *len);
-    if (n > 0)
-        *len += (size_t)n;
-    buf[*len] = '\0';
-    return n > 0;
-}
-
 /* Reads stdout until its first line is complete; returns the port in it. */
-static uint16_t read_port(server_proc *p)
+static uint16_t read_port(example_proc *p)
 {
     while (!strchr(p->out_text, '\n')) {
         struct pollfd pfd = { .fd = p->out, .events = POLLIN };
@@ -83,27 +41,6 @@ static uint16_t read_port(server_proc *p)
     cr_assert(at && sscanf(at, " port %u", &port) == 1 && port > 0 && port < 65536, "unexpected first line: %s",
               p->out_text);
     return (uint16_t)port;
-}
-
-/* Waits (bounded) for the exit and collects stderr; returns the wait status. */
-static int wait_exit(server_proc *p)
-{
-    struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-    if (poll(&pfd, 1, LIMIT_MS) != 1) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-        cr_assert_fail("the server did not exit within %d ms", LIMIT_MS);
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
-    while (drain_once(p->err, p->err_text, sizeof p->err_text, &p->err_len))
-        ;
-    while (drain_once(p->out, p->out_text, sizeof p->out_text, &p->out_len))
-        ;
-    close(p->pidfd);
-    close(p->out);
-    close(p->err);
-    return status;
 }
 
 static int connect_to(uint16_t port)
@@ -174,11 +111,13 @@ static void expect_eof(int fd)
 
 static void stops_on(int sig, const char *signame)
 {
-    server_proc p;
-    start(&p, (char *[]){ "echo_server", "127.0.0.1", "0", NULL });
+    example_proc p;
+    start(&p, RS_EXAMPLE_ECHO_SERVER, (char *[]){ "echo_server", "127.0.0.1", "0", NULL });
     uint16_t port = read_port(&p);
 
-    enum { CLIENTS = 3 };
+    enum {
+        CLIENTS = 3
+    };
     int fds[CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
         fds[i] = connect_to(port);
@@ -224,8 +163,8 @@ Test(example_echo_server, sigint_closes_every_connection_and_exits_zero)
 
 Test(example_echo_server, a_client_that_leaves_does_not_disturb_the_others)
 {
-    server_proc p;
-    start(&p, (char *[]){ "echo_server", NULL });
+    example_proc p;
+    start(&p, RS_EXAMPLE_ECHO_SERVER, (char *[]){ "echo_server", NULL });
     uint16_t port = read_port(&p);
     int stays = connect_to(port), leaves = connect_to(port);
     echo_round_trip(leaves, 100, 1);
@@ -253,11 +192,11 @@ Test(example_echo_server, bad_command_lines_exit_2)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[5] = { 0 };
         memcpy(argv, cases[i], sizeof cases[i]);
-        server_proc p;
-        start(&p, argv);
+        example_proc p;
+        start(&p, RS_EXAMPLE_ECHO_SERVER, argv);
         int status = wait_exit(&p);
-        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "case %zu: exit status %#x; stderr:\n%s", i,
-                  status, p.err_text);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "case %zu: exit status %#x; stderr:\n%s", i, status,
+                  p.err_text);
         cr_expect(strstr(p.err_text, "usage"), "case %zu: no usage on stderr:\n%s", i, p.err_text);
     }
 }
