@@ -105,6 +105,7 @@ typedef struct attempt {
     int fd;
     void *buf;
     size_t len;
+    int flags; /* recv, send: MSG_WAITALL or 0 */
     long result;
     bool returned;
     bool pending_at_cancel; /* cancelled by the caller before it returned */
@@ -114,9 +115,9 @@ static int attempt_main(void *arg)
 {
     attempt *a = arg;
     switch (a->kind) {
-    case OP_RECV: a->result = rs_recv(a->fd, a->buf, a->len, 0); break;
+    case OP_RECV: a->result = rs_recv(a->fd, a->buf, a->len, a->flags); break;
     case OP_READ: a->result = rs_read(a->fd, a->buf, a->len, -1); break;
-    case OP_SEND: a->result = rs_send(a->fd, a->buf, a->len, 0); break;
+    case OP_SEND: a->result = rs_send(a->fd, a->buf, a->len, a->flags); break;
     case OP_ACCEPT: a->result = rs_accept(a->fd, NULL, NULL, SOCK_CLOEXEC); break;
     }
     a->returned = true;
@@ -162,6 +163,7 @@ typedef struct outcomes {
     long attempts;
     long cancelled_untouched; /* returned -ECANCELED */
     long cancelled_done;      /* cancelled while running, and completed anyway */
+    long cut_short;           /* MSG_WAITALL, cancelled, and returned the part done */
 } outcomes;
 
 static void count(outcomes *o, const attempt *a)
@@ -171,6 +173,8 @@ static void count(outcomes *o, const attempt *a)
         o->cancelled_untouched++;
     else if (a->pending_at_cancel)
         o->cancelled_done++;
+    if ((a->flags & MSG_WAITALL) && a->pending_at_cancel && a->result > 0 && (size_t)a->result < a->len)
+        o->cut_short++;
 }
 
 static void add(outcomes *total, const outcomes *o)
@@ -178,6 +182,7 @@ static void add(outcomes *total, const outcomes *o)
     total->attempts += o->attempts;
     total->cancelled_untouched += o->cancelled_untouched;
     total->cancelled_done += o->cancelled_done;
+    total->cut_short += o->cut_short;
 }
 
 /* ------------------------------------------------------------ recv */
@@ -202,7 +207,10 @@ static int stream_writer(void *arg)
     uint64_t rng = r->seed ^ 0x5752495445ull;
     static uint8_t chunk[8192];
     while (r->sent < RECV_STREAM) {
-        size_t n = 1 + (size_t)rs_test_rand_below(&rng, (int)sizeof chunk);
+        /* Small chunks half the time: a MSG_WAITALL recv then waits for
+         * several of them, and a cancellation can cut it short. */
+        int most = rs_test_rand_below(&rng, 2) ? 256 : (int)sizeof chunk;
+        size_t n = 1 + (size_t)rs_test_rand_below(&rng, most);
         if (n > RECV_STREAM - r->sent)
             n = RECV_STREAM - r->sent;
         fill_stream(chunk, n, r->sent);
@@ -247,10 +255,11 @@ static int stream_reader(void *arg)
         memset(slots[k], CANARY, RECV_SLOT_SIZE);
         cancelled_slot[k] = false;
         how_cancelled how = pick_how(&rng);
-        attempt a = { .kind = r->pipe ? OP_READ : OP_RECV,
-                      .fd = r->fds[1],
-                      .buf = slots[k],
-                      .len = 1 + (size_t)rs_test_rand_below(&rng, RECV_SLOT_SIZE) };
+        size_t len = 1 + (size_t)rs_test_rand_below(&rng, RECV_SLOT_SIZE);
+        int flags = !r->pipe && rs_test_rand_below(&rng, 2) ? MSG_WAITALL : 0;
+        attempt a = {
+            .kind = r->pipe ? OP_READ : OP_RECV, .fd = r->fds[1], .buf = slots[k], .len = len, .flags = flags
+        };
         RS_CHECK_OK(run_attempt(&a, how, rs_test_rand_below(&rng, 4)));
         count(&r->out, &a);
         if (is_cancellation(a.result)) {
@@ -308,10 +317,13 @@ static void run_byte_stream(bool pipe, const char *what)
         RS_RUN_OK(recv_main, &r);
         add(&total, &r.out);
     }
-    cr_log_info("%s: %ld attempts, %ld cancelled with nothing read, %ld completed despite a cancellation", what,
-                total.attempts, total.cancelled_untouched, total.cancelled_done);
+    cr_log_info("%s: %ld attempts, %ld cancelled with nothing read, %ld completed despite a cancellation, "
+                "%ld MSG_WAITALL calls cut short",
+                what, total.attempts, total.cancelled_untouched, total.cancelled_done, total.cut_short);
     cr_expect_gt(total.cancelled_untouched, 100, "too few %s calls ended by their cancellation", what);
     cr_expect_gt(total.cancelled_done, 100, "too few %s calls completed despite a cancellation", what);
+    if (!pipe)
+        cr_expect_gt(total.cut_short, 10, "too few MSG_WAITALL recvs cut short by a cancellation");
 }
 
 Test(io_cancel_stress, cancelled_recvs_lose_no_byte_and_write_no_buffer, .timeout = 120)
@@ -350,7 +362,8 @@ static int cancelled_sender(void *arg)
             n = SEND_STREAM - r->reported;
         fill_stream(chunk, n, r->reported);
         how_cancelled how = pick_how(&rng);
-        attempt a = { .kind = OP_SEND, .fd = r->fds[0], .buf = chunk, .len = n };
+        int flags = rs_test_rand_below(&rng, 2) ? MSG_WAITALL : 0;
+        attempt a = { .kind = OP_SEND, .fd = r->fds[0], .buf = chunk, .len = n, .flags = flags };
         RS_CHECK_OK(run_attempt(&a, how, rs_test_rand_below(&rng, 4)));
         count(&r->out, &a);
         if (is_cancellation(a.result)) {
@@ -422,10 +435,12 @@ Test(io_cancel_stress, cancelled_sends_report_exactly_what_went_out, .timeout = 
         RS_RUN_OK(send_main, &r);
         add(&total, &r.out);
     }
-    cr_log_info("send: %ld attempts, %ld cancelled with nothing sent, %ld completed despite a cancellation",
-                total.attempts, total.cancelled_untouched, total.cancelled_done);
+    cr_log_info("send: %ld attempts, %ld cancelled with nothing sent, %ld completed despite a cancellation, "
+                "%ld MSG_WAITALL calls cut short",
+                total.attempts, total.cancelled_untouched, total.cancelled_done, total.cut_short);
     cr_expect_gt(total.cancelled_untouched, 20, "too few sends ended by their cancellation");
     cr_expect_gt(total.cancelled_done, 20, "too few sends completed despite a cancellation");
+    cr_expect_gt(total.cut_short, 10, "too few MSG_WAITALL sends cut short by a cancellation");
 }
 
 /* ------------------------------------------------------------ accept */
