@@ -6,6 +6,24 @@
 
 #include "io/io_op.h"
 
+static int open_through_ring(const char *path, int flags, mode_t mode, bool in_worker_thread)
+{
+    struct io_uring_sqe *sqe = rs__uring_sqe();
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
+    if (in_worker_thread)
+        sqe->flags |= IOSQE_ASYNC;
+    return rs__io_run(sqe, 0);
+}
+
+/* The ring first tries an open without blocking, as if O_NONBLOCK were set,
+ * and returns that attempt's error. For a FIFO opened for writing only, with
+ * no reader yet, that error is -ENXIO, where open(2) would wait for a reader.
+ * So -ENXIO without O_NONBLOCK asked for is tried again in the kernel's
+ * worker thread (IOSQE_ASYNC), which opens as open(2) does: waiting, and
+ * interrupted by a cancellation. (Anything else that says -ENXIO says it
+ * again there.) */
 int rs_open(const char *path, int flags, mode_t mode)
 {
     int rc = rs__checkpoint();
@@ -13,11 +31,10 @@ int rs_open(const char *path, int flags, mode_t mode)
         return rc;
     if (!path)
         return -EINVAL;
-    struct io_uring_sqe *sqe = rs__uring_sqe();
-    if (!sqe)
-        return -EBUSY;
-    io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
-    return rs__io_run(sqe, 0);
+    rc = open_through_ring(path, flags, mode, false);
+    if (rc == -ENXIO && (flags & O_ACCMODE) == O_WRONLY && !(flags & O_NONBLOCK))
+        rc = open_through_ring(path, flags, mode, true);
+    return rc;
 }
 
 static int close_now(int fd)

@@ -2,10 +2,22 @@
 #include "runtime/uring_op.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/task.h"
 #include "runtime/worker.h"
+
+/* How an operation the cancellation stopped can complete: -ECANCELED, or
+ * -EINTR when the kernel's worker thread was interrupted in a blocking call.
+ * Some such calls (an open waiting for a FIFO's reader) complete with the
+ * kernel's internal restart codes, which no caller should ever see:
+ * ERESTARTSYS 512, ERESTARTNOINTR 513, ERESTARTNOHAND 514,
+ * ERESTART_RESTARTBLOCK 516 (include/linux/errno.h). */
+static bool interrupted(int res)
+{
+    return res == -ECANCELED || res == -EINTR || res == -512 || res == -513 || res == -514 || res == -516;
+}
 
 static void op_done(rs__completion *c, int res, uint32_t flags)
 {
@@ -41,7 +53,7 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
     op->abort_reason = 0;
     rs__sqe_track(w, sqe, &op->comp);
     int res = rs__wait_park(&op->wait, deadline_ns);
-    if (op->abort_reason && (res == -ECANCELED || res == -EINTR))
+    if (op->abort_reason && interrupted(res))
         return op->abort_reason;
     return res;
 }
