@@ -23,7 +23,7 @@ static int open_through_ring(const char *path, int flags, mode_t mode, bool in_w
  * So -ENXIO without O_NONBLOCK asked for is tried again in the kernel's
  * worker thread (IOSQE_ASYNC), which opens as open(2) does: waiting, and
  * interrupted by a cancellation. (Anything else that says -ENXIO says it
- * again there.) */
+ * again there.) A cancelled task starts no second attempt. */
 int rs_open(const char *path, int flags, mode_t mode)
 {
     int rc = rs__checkpoint();
@@ -32,8 +32,13 @@ int rs_open(const char *path, int flags, mode_t mode)
     if (!path)
         return -EINVAL;
     rc = open_through_ring(path, flags, mode, false);
-    if (rc == -ENXIO && (flags & O_ACCMODE) == O_WRONLY && !(flags & O_NONBLOCK))
-        rc = open_through_ring(path, flags, mode, true);
+    if (rc == -ENXIO && (flags & O_ACCMODE) == O_WRONLY && !(flags & O_NONBLOCK)) {
+        /* A cancellation that came while the first attempt ran found
+         * nothing to stop; it must stop the waiting attempt from starting. */
+        rc = rs__checkpoint();
+        if (rc == 0)
+            rc = open_through_ring(path, flags, mode, true);
+    }
     return rc;
 }
 

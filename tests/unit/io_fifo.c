@@ -121,6 +121,39 @@ Test(io_fifo, a_writer_waiting_for_a_reader_is_cancelled)
     RS_RUN_OK(cancelled_while_waiting, NULL);
 }
 
+/* The cancellation arrives before the first, non-blocking attempt ran: that
+ * attempt still completes (-ENXIO) and the cancellation request finds
+ * nothing to cancel. The open must not then start its waiting attempt. */
+static int cancel_before_the_first_attempt(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_spawn(s, open_without_reader, NULL, NULL, NULL));
+    RS_CHECK_OK(rs_yield()); /* the opener queues its open and parks */
+    rs_scope_cancel(s);
+    RS_CHECK_OK(rs_scope_close(s));
+    return 0;
+}
+
+static int bounded_cancel_before_the_first_attempt(void *arg)
+{
+    (void)arg;
+    open_result = 0;
+    /* Should the open wait for a reader after all, this limit ends it. */
+    rs_scope *outer;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 2000 }, &outer));
+    RS_CHECK_OK(rs_spawn(outer, cancel_before_the_first_attempt, NULL, NULL, NULL));
+    RS_CHECK_OK(rs_scope_close(outer)); /* -ETIMEDOUT if the open waited */
+    RS_CHECK_EQ(open_result, -ECANCELED);
+    return 0;
+}
+
+Test(io_fifo, a_cancellation_before_the_first_attempt_ends_the_open)
+{
+    RS_RUN_OK(bounded_cancel_before_the_first_attempt, NULL);
+}
+
 static int nonblocking_without_reader(void *arg)
 {
     (void)arg;
