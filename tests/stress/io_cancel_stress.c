@@ -24,15 +24,14 @@
  * failure names its seed and step. Coverage checks make sure both outcomes
  * of a cancellation (nothing done, done anyway) really occurred. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "support.h"
+#include "unit/io_support.h"
 
 #define CANARY 0xA5
 #ifndef SEEDS
@@ -73,10 +72,7 @@ static int tcp_pair(int fds[2])
 {
     int lfd = rs_tcp_listen("127.0.0.1", 0, 4);
     RS_CHECK(lfd >= 0);
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    RS_CHECK_OK(getsockname(lfd, (struct sockaddr *)&sa, &len));
-    fds[0] = rs_tcp_connect("127.0.0.1", ntohs(sa.sin_port), 2000);
+    fds[0] = rs_tcp_connect("127.0.0.1", rs_test_port_of(lfd, NULL), 2000);
     RS_CHECK(fds[0] >= 0);
     fds[1] = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
     RS_CHECK(fds[1] >= 0);
@@ -124,33 +120,6 @@ static int attempt_main(void *arg)
     return 0;
 }
 
-/* Runs a in a task of a new scope and ends it by `how` after `yields` of
- * the caller's yields (or lets it finish). Returns 0 once the attempt
- * returned; the attempt's own result is a->result. */
-static int run_attempt(attempt *a, how_cancelled how, int yields)
-{
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = how == SCOPE_TIMEOUT ? 1 : 0 }, &s));
-    rs_task *t;
-    RS_CHECK_OK(rs_spawn(s, attempt_main, a, NULL, &t));
-    for (int i = 0; i < yields && !a->returned; i++)
-        RS_CHECK_OK(rs_yield());
-    a->pending_at_cancel = (how == TASK_CANCEL || how == SCOPE_CANCEL) && !a->returned;
-    if (how == TASK_CANCEL)
-        rs_task_cancel(t);
-    else if (how == SCOPE_CANCEL)
-        rs_scope_cancel(s);
-    int rc = rs_scope_close(s);
-    RS_CHECK(rc == 0 || (how == SCOPE_TIMEOUT && rc == -ETIMEDOUT));
-    RS_CHECK(a->returned);
-    return 0;
-}
-
-static how_cancelled pick_how(uint64_t *rng)
-{
-    return (how_cancelled)rs_test_rand_below(rng, 4);
-}
-
 /* Whichever way the task was cancelled (its scope's timeout too), the call
  * says -ECANCELED (docs/IO.md); only the scope's close tells the timeout. */
 static bool is_cancellation(long result)
@@ -177,12 +146,67 @@ static void count(outcomes *o, const attempt *a)
         o->cut_short++;
 }
 
-static void add(outcomes *total, const outcomes *o)
+static void count_all(outcomes *sum, const outcomes *o)
 {
-    total->attempts += o->attempts;
-    total->cancelled_untouched += o->cancelled_untouched;
-    total->cancelled_done += o->cancelled_done;
-    total->cut_short += o->cut_short;
+    sum->attempts += o->attempts;
+    sum->cancelled_untouched += o->cancelled_untouched;
+    sum->cancelled_done += o->cancelled_done;
+    sum->cut_short += o->cut_short;
+}
+
+/* Runs a in a task of a new scope and ends it a random way (rng): after 0-3
+ * of the caller's yields, by rs_task_cancel, by rs_scope_cancel, by the
+ * scope's 1 ms timeout, or not at all. Returns 0 once the attempt returned
+ * (its own result is a->result), counted in o. */
+static int run_attempt(attempt *a, uint64_t *rng, outcomes *o)
+{
+    how_cancelled how = (how_cancelled)rs_test_rand_below(rng, 4);
+    int yields = rs_test_rand_below(rng, 4);
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = how == SCOPE_TIMEOUT ? 1 : 0 }, &s));
+    rs_task *t;
+    RS_CHECK_OK(rs_spawn(s, attempt_main, a, NULL, &t));
+    for (int i = 0; i < yields && !a->returned; i++)
+        RS_CHECK_OK(rs_yield());
+    a->pending_at_cancel = (how == TASK_CANCEL || how == SCOPE_CANCEL) && !a->returned;
+    if (how == TASK_CANCEL)
+        rs_task_cancel(t);
+    else if (how == SCOPE_CANCEL)
+        rs_scope_cancel(s);
+    int rc = rs_scope_close(s);
+    RS_CHECK(rc == 0 || (how == SCOPE_TIMEOUT && rc == -ETIMEDOUT));
+    RS_CHECK(a->returned);
+    RS_CHECK(how != LEAVE_ALONE || !is_cancellation(a->result));
+    count(o, a);
+    return 0;
+}
+
+/* Runs the peer and the task under test, both given arg, until both return. */
+static int side_by_side(rs_task_fn peer, rs_task_fn tested, void *arg)
+{
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_spawn(s, peer, arg, NULL, NULL));
+    RS_CHECK_OK(rs_spawn(s, tested, arg, NULL, NULL));
+    return rs_scope_close(s);
+}
+
+/* Runs one(seed, variant, &sum) under a fresh runtime for every seed, then
+ * checks that each outcome occurred often enough (min_cut_short < 0: not
+ * looked for). */
+static void over_seeds(const char *what, void (*one)(uint64_t seed, bool variant, outcomes *sum), bool variant,
+                       long min_untouched, long min_done, long min_cut_short)
+{
+    outcomes sum = { 0 };
+    for (uint64_t seed = 1; seed <= SEEDS; seed++)
+        one(seed, variant, &sum);
+    cr_log_info("%s: %ld attempts, %ld ended by their cancellation with nothing done, %ld completed despite a "
+                "cancellation, %ld MSG_WAITALL calls cut short",
+                what, sum.attempts, sum.cancelled_untouched, sum.cancelled_done, sum.cut_short);
+    cr_expect_gt(sum.cancelled_untouched, min_untouched, "too few %s calls ended by their cancellation", what);
+    cr_expect_gt(sum.cancelled_done, min_done, "too few %s calls completed despite a cancellation", what);
+    if (min_cut_short >= 0)
+        cr_expect_gt(sum.cut_short, min_cut_short, "too few MSG_WAITALL %s calls cut short by a cancellation", what);
 }
 
 /* ------------------------------------------------------------ recv */
@@ -254,16 +278,13 @@ static int stream_reader(void *arg)
         }
         memset(slots[k], CANARY, RECV_SLOT_SIZE);
         cancelled_slot[k] = false;
-        how_cancelled how = pick_how(&rng);
         size_t len = 1 + (size_t)rs_test_rand_below(&rng, RECV_SLOT_SIZE);
         int flags = !r->pipe && rs_test_rand_below(&rng, 2) ? MSG_WAITALL : 0;
         attempt a = {
             .kind = r->pipe ? OP_READ : OP_RECV, .fd = r->fds[1], .buf = slots[k], .len = len, .flags = flags
         };
-        RS_CHECK_OK(run_attempt(&a, how, rs_test_rand_below(&rng, 4)));
-        count(&r->out, &a);
+        RS_CHECK_OK(run_attempt(&a, &rng, &r->out));
         if (is_cancellation(a.result)) {
-            RS_CHECK(how != LEAVE_ALONE);
             if (!all_canary(slots[k], RECV_SLOT_SIZE)) {
                 cr_expect_fail("seed %llu step %ld: a recv that returned %ld wrote its buffer",
                                (unsigned long long)r->seed, step, a.result);
@@ -298,42 +319,28 @@ static int recv_main(void *arg)
     } else {
         RS_CHECK_OK(tcp_pair(r->fds));
     }
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(NULL, &s));
-    RS_CHECK_OK(rs_spawn(s, stream_writer, r, NULL, NULL));
-    RS_CHECK_OK(rs_spawn(s, stream_reader, r, NULL, NULL));
-    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(side_by_side(stream_writer, stream_reader, r));
     if (r->fds[0] >= 0)
         RS_CHECK_OK(rs_close(r->fds[0]));
     RS_CHECK_OK(rs_close(r->fds[1]));
     return 0;
 }
 
-static void run_byte_stream(bool pipe, const char *what)
+static void recv_seed(uint64_t seed, bool pipe, outcomes *sum)
 {
-    outcomes total = { 0 };
-    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
-        recv_run r = { .seed = seed, .pipe = pipe };
-        RS_RUN_OK(recv_main, &r);
-        add(&total, &r.out);
-    }
-    cr_log_info("%s: %ld attempts, %ld cancelled with nothing read, %ld completed despite a cancellation, "
-                "%ld MSG_WAITALL calls cut short",
-                what, total.attempts, total.cancelled_untouched, total.cancelled_done, total.cut_short);
-    cr_expect_gt(total.cancelled_untouched, 100, "too few %s calls ended by their cancellation", what);
-    cr_expect_gt(total.cancelled_done, 100, "too few %s calls completed despite a cancellation", what);
-    if (!pipe)
-        cr_expect_gt(total.cut_short, 10, "too few MSG_WAITALL recvs cut short by a cancellation");
+    recv_run r = { .seed = seed, .pipe = pipe };
+    RS_RUN_OK(recv_main, &r);
+    count_all(sum, &r.out);
 }
 
 Test(io_cancel_stress, cancelled_recvs_lose_no_byte_and_write_no_buffer, .timeout = 120)
 {
-    run_byte_stream(false, "recv");
+    over_seeds("recv", recv_seed, false, 100, 100, 10);
 }
 
 Test(io_cancel_stress, cancelled_pipe_reads_lose_no_byte_and_write_no_buffer, .timeout = 120)
 {
-    run_byte_stream(true, "read");
+    over_seeds("read", recv_seed, true, 100, 100, -1);
 }
 
 /* ------------------------------------------------------------ send */
@@ -361,15 +368,11 @@ static int cancelled_sender(void *arg)
         if (n > SEND_STREAM - r->reported)
             n = SEND_STREAM - r->reported;
         fill_stream(chunk, n, r->reported);
-        how_cancelled how = pick_how(&rng);
         int flags = rs_test_rand_below(&rng, 2) ? MSG_WAITALL : 0;
         attempt a = { .kind = OP_SEND, .fd = r->fds[0], .buf = chunk, .len = n, .flags = flags };
-        RS_CHECK_OK(run_attempt(&a, how, rs_test_rand_below(&rng, 4)));
-        count(&r->out, &a);
-        if (is_cancellation(a.result)) {
-            RS_CHECK(how != LEAVE_ALONE);
+        RS_CHECK_OK(run_attempt(&a, &rng, &r->out));
+        if (is_cancellation(a.result))
             continue;
-        }
         if (a.result <= 0 || (size_t)a.result > n) {
             cr_expect_fail("seed %llu step %ld: send of %zu bytes returned %ld", (unsigned long long)r->seed, step, n,
                            a.result);
@@ -417,30 +420,23 @@ static int send_main(void *arg)
     int small = 16384;
     RS_CHECK_OK(setsockopt(r->fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small));
     RS_CHECK_OK(setsockopt(r->fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(NULL, &s));
-    RS_CHECK_OK(rs_spawn(s, cancelled_sender, r, NULL, NULL));
-    RS_CHECK_OK(rs_spawn(s, slow_receiver, r, NULL, NULL));
-    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(side_by_side(slow_receiver, cancelled_sender, r));
     RS_CHECK_OK(rs_close(r->fds[0]));
     RS_CHECK_OK(rs_close(r->fds[1]));
     return 0;
 }
 
+static void send_seed(uint64_t seed, bool unused, outcomes *sum)
+{
+    (void)unused;
+    send_run r = { .seed = seed };
+    RS_RUN_OK(send_main, &r);
+    count_all(sum, &r.out);
+}
+
 Test(io_cancel_stress, cancelled_sends_report_exactly_what_went_out, .timeout = 120)
 {
-    outcomes total = { 0 };
-    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
-        send_run r = { .seed = seed };
-        RS_RUN_OK(send_main, &r);
-        add(&total, &r.out);
-    }
-    cr_log_info("send: %ld attempts, %ld cancelled with nothing sent, %ld completed despite a cancellation, "
-                "%ld MSG_WAITALL calls cut short",
-                total.attempts, total.cancelled_untouched, total.cancelled_done, total.cut_short);
-    cr_expect_gt(total.cancelled_untouched, 20, "too few sends ended by their cancellation");
-    cr_expect_gt(total.cancelled_done, 20, "too few sends completed despite a cancellation");
-    cr_expect_gt(total.cut_short, 10, "too few MSG_WAITALL sends cut short by a cancellation");
+    over_seeds("send", send_seed, false, 20, 20, 10);
 }
 
 /* ------------------------------------------------------------ accept */
@@ -489,14 +485,10 @@ static int acceptor(void *arg)
                            (unsigned long long)r->seed, CONNECTIONS, r->accepted);
             return -1;
         }
-        how_cancelled how = pick_how(&rng);
         attempt a = { .kind = OP_ACCEPT, .fd = r->lfd };
-        RS_CHECK_OK(run_attempt(&a, how, rs_test_rand_below(&rng, 4)));
-        count(&r->out, &a);
-        if (is_cancellation(a.result)) {
-            RS_CHECK(how != LEAVE_ALONE);
+        RS_CHECK_OK(run_attempt(&a, &rng, &r->out));
+        if (is_cancellation(a.result))
             continue;
-        }
         if (a.result < 0) {
             cr_expect_fail("seed %llu step %ld: accept returned %ld", (unsigned long long)r->seed, step, a.result);
             return -1;
@@ -520,15 +512,8 @@ static int accept_main(void *arg)
     accept_run *r = arg;
     r->lfd = rs_tcp_listen("127.0.0.1", 0, CONNECTIONS);
     RS_CHECK(r->lfd >= 0);
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    RS_CHECK_OK(getsockname(r->lfd, (struct sockaddr *)&sa, &len));
-    r->port = ntohs(sa.sin_port);
-    rs_scope *s;
-    RS_CHECK_OK(rs_scope_open(NULL, &s));
-    RS_CHECK_OK(rs_spawn(s, connector, r, NULL, NULL));
-    RS_CHECK_OK(rs_spawn(s, acceptor, r, NULL, NULL));
-    RS_CHECK_OK(rs_scope_close(s));
+    r->port = rs_test_port_of(r->lfd, NULL);
+    RS_CHECK_OK(side_by_side(connector, acceptor, r));
     /* Every connection made was accepted: nothing is left in the queue. */
     RS_CHECK_EQ(r->connected, CONNECTIONS);
     RS_CHECK_EQ(rs_poll(r->lfd, POLLIN, 1), -ETIMEDOUT);
@@ -538,16 +523,15 @@ static int accept_main(void *arg)
     return 0;
 }
 
+static void accept_seed(uint64_t seed, bool unused, outcomes *sum)
+{
+    (void)unused;
+    accept_run r = { .seed = seed };
+    RS_RUN_OK(accept_main, &r);
+    count_all(sum, &r.out);
+}
+
 Test(io_cancel_stress, cancelled_accepts_lose_no_connection, .timeout = 120)
 {
-    outcomes total = { 0 };
-    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
-        accept_run r = { .seed = seed };
-        RS_RUN_OK(accept_main, &r);
-        add(&total, &r.out);
-    }
-    cr_log_info("accept: %ld attempts, %ld cancelled with nothing accepted, %ld completed despite a cancellation",
-                total.attempts, total.cancelled_untouched, total.cancelled_done);
-    cr_expect_gt(total.cancelled_untouched, 100, "too few accepts ended by their cancellation");
-    cr_expect_gt(total.cancelled_done, 20, "too few accepts completed despite a cancellation");
+    over_seeds("accept", accept_seed, false, 100, 20, -1);
 }
