@@ -19,24 +19,84 @@ static bool interrupted(int res)
     return res == -ECANCELED || res == -EINTR || res == -512 || res == -513 || res == -514 || res == -516;
 }
 
+/* ------------------------------------------------------------ backlog
+ *
+ * A cancellation request needs an SQE. rs__sqe_get fails only when the ring
+ * refused several submissions in a row; the request then waits on the
+ * worker's backlog instead of being dropped (a dropped request would leave a
+ * cancelled receive on a silent socket waiting for good). Invariant: an
+ * operation is on the backlog only while its CQE has not arrived, so the
+ * records (in the waiting tasks' frames) are alive while linked. */
+
+static void backlog_push(rs__worker *w, rs__uring_op *op)
+{
+    op->in_backlog = true;
+    op->backlog_prev = NULL;
+    op->backlog_next = w->cancel_backlog;
+    if (w->cancel_backlog)
+        w->cancel_backlog->backlog_prev = op;
+    w->cancel_backlog = op;
+}
+
+static void backlog_remove(rs__worker *w, rs__uring_op *op)
+{
+    if (op->backlog_prev)
+        op->backlog_prev->backlog_next = op->backlog_next;
+    else
+        w->cancel_backlog = op->backlog_next;
+    if (op->backlog_next)
+        op->backlog_next->backlog_prev = op->backlog_prev;
+    op->in_backlog = false;
+}
+
+/* Queues op's ASYNC_CANCEL; false when the ring gives no SQE. flush: may
+ * submit and reap to make room (not while reaping or flushing the backlog). */
+static bool queue_cancel(rs__worker *w, rs__uring_op *op, bool flush)
+{
+    if (__builtin_expect(w->cancel_sqe_refusals > 0, 0)) {
+        w->cancel_sqe_refusals--;
+        return false;
+    }
+    struct io_uring_sqe *sqe = flush ? rs__sqe_get(w) : io_uring_get_sqe(&w->ring);
+    if (!sqe)
+        return false;
+    io_uring_prep_cancel(sqe, &op->comp, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return true;
+}
+
+void rs__uring_cancel_backlog_flush(rs__worker *w)
+{
+    while (w->cancel_backlog) {
+        rs__uring_op *op = w->cancel_backlog;
+        if (!queue_cancel(w, op, false))
+            return; /* the SQ is full: the coming submission makes room */
+        backlog_remove(w, op);
+    }
+}
+
+/* ------------------------------------------------------------ one operation */
+
 static void op_done(rs__completion *c, int res, uint32_t flags)
 {
     (void)flags;
     rs__uring_op *op = (rs__uring_op *)((char *)c - offsetof(rs__uring_op, comp));
+    if (__builtin_expect(op->in_backlog, 0))
+        backlog_remove(op->wait.task->worker, op);
     rs__wait_wake(&op->wait, res);
 }
 
 static void op_abort(rs__wait *w, int reason)
 {
     rs__uring_op *op = (rs__uring_op *)w;
+    rs__worker *wk = w->task->worker;
     op->abort_reason = reason;
     w->abort = NULL; /* from now on only the CQE ends the wait */
-    struct io_uring_sqe *sqe = rs__sqe_get(w->task->worker);
-    if (!sqe)
-        return; /* cannot cancel: the operation ends on its own */
-    io_uring_prep_cancel(sqe, &op->comp, 0);
-    io_uring_sqe_set_data(sqe, NULL);
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    /* Making room may reap this operation's own CQE: then nothing is left to
+     * cancel, and the record must not be linked (its task may return). */
+    if (!queue_cancel(wk, op, true) && !w->woken)
+        backlog_push(wk, op);
 }
 
 struct io_uring_sqe *rs__uring_sqe(void)
@@ -51,6 +111,7 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
     rs__wait_init(&op->wait, op_abort);
     op->comp.done = op_done;
     op->abort_reason = 0;
+    op->in_backlog = false;
     rs__sqe_track(w, sqe, &op->comp);
     int res = rs__wait_park(&op->wait, deadline_ns);
     if (op->abort_reason && interrupted(res))

@@ -9,15 +9,22 @@
 #define RS_RUNTIME_URING_OP_H
 
 #include <liburing.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "runtime/completion.h"
 #include "runtime/wait.h"
 
+struct rs__worker;
+
 typedef struct rs__uring_op {
     rs__wait wait;
     rs__completion comp;
     int abort_reason; /* why the operation was cancelled, 0 if it was not */
+    /* While its cancellation request waits for an SQE: linked on the worker's
+     * cancel_backlog (see rs__uring_cancel_backlog_flush). */
+    bool in_backlog;
+    struct rs__uring_op *backlog_prev, *backlog_next;
 } rs__uring_op;
 
 /* The calling task's SQE to prepare, or NULL outside a task (-EPERM) or when
@@ -31,5 +38,14 @@ struct io_uring_sqe *rs__uring_sqe(void);
  * -ETIMEDOUT (deadline). An operation that completed despite a cancellation
  * request returns its real result, so no data or descriptor is lost. */
 int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadline_ns);
+
+/* Queues the cancellation requests that found no SQE when they were made
+ * (the ring refused every submission then). Called by the worker before each
+ * trip to the kernel; what still finds no SQE stays for the next trip, and
+ * the worker does not sleep longer than RS__CANCEL_RETRY_NS meanwhile, so a
+ * cancelled operation on a silent descriptor cannot wait forever. */
+void rs__uring_cancel_backlog_flush(struct rs__worker *w);
+
+#define RS__CANCEL_RETRY_NS 1000000
 
 #endif

@@ -45,6 +45,7 @@
 #include "runtime/sanitizer.h"
 #include "runtime/scope.h"
 #include "runtime/task.h"
+#include "runtime/uring_op.h"
 
 __thread rs__worker *rs__tls_worker __attribute__((tls_model("initial-exec")));
 
@@ -196,8 +197,15 @@ static bool io_pending(rs__worker *w)
  * flight, no timer, nothing left to trim). */
 static bool poll_kernel(rs__worker *w, bool nothing_ready)
 {
+    if (__builtin_expect(w->cancel_backlog != NULL, 0))
+        rs__uring_cancel_backlog_flush(w);
     if (nothing_ready) {
         int64_t deadline = rs__timer_next_deadline(&w->timers);
+        if (__builtin_expect(w->cancel_backlog != NULL, 0)) {
+            /* Come back soon to queue what is left (see uring_op.h). */
+            int64_t retry = rs__clock_ns() + RS__CANCEL_RETRY_NS;
+            deadline = retry < deadline ? retry : deadline;
+        }
         bool timer = deadline != INT64_MAX;
         int64_t wait_ns = timer ? deadline - rs__clock_ns() : 0;
         if (!timer || wait_ns > 0) {

@@ -67,6 +67,13 @@ typedef struct rs__worker {
     bool poke_rearm;             /* queue it again once the current reap is over */
     uint64_t poke_buf;           /* what the read reads */
     rs__completion poke_read;    /* its completion (untracked: see RS__UNTRACKED) */
+
+    /* Cancellations of operations in the kernel whose ASYNC_CANCEL found no
+     * SQE yet (runtime/uring_op.c); almost always empty. */
+    struct rs__uring_op *cancel_backlog;
+    /* For tests: the next this many cancellation requests find no SQE, as if
+     * the ring refused every submission. */
+    unsigned cancel_sqe_refusals;
 } rs__worker;
 
 /* The low bit of a CQE's user_data marks a completion that w->inflight does

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "io_support.h"
+#include "runtime/task.h"
+#include "runtime/worker.h"
 
 TestSuite(io_cancel, .timeout = 20);
 
@@ -299,4 +301,89 @@ static int shielded_io(void *arg)
 Test(io_cancel, shielded_scope_keeps_its_io_running)
 {
     RS_RUN_OK(shielded_io, NULL);
+}
+
+/* Parks the calling task until t waits in the kernel (its operation queued). */
+static int until_parked(rs_task *t)
+{
+    while (t->state != RS_TASK_WAITING)
+        RS_CHECK_OK(rs_yield());
+    return 0;
+}
+
+/* A cancellation request that finds no SQE (the ring refusing submissions)
+ * is not dropped: the worker queues it again at each trip to the kernel until
+ * the ring takes it, and the receive on the silent socket then returns. */
+static int refused_cancel_retried(void *arg)
+{
+    (void)arg;
+    rs__worker *w = rs__worker_get();
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    blocked_reader r = { .fd = sv[0] };
+    memset(r.buf, SENTINEL, sizeof r.buf);
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    rs_task *t;
+    RS_CHECK_OK(rs_spawn(s, recv_blocked, &r, NULL, &t));
+    RS_CHECK_OK(until_parked(t));
+
+    w->cancel_sqe_refusals = 5;
+    rs_task_cancel(t);
+    RS_CHECK_EQ(w->cancel_sqe_refusals, 4u); /* the first request found no SQE */
+    RS_CHECK(w->cancel_backlog != NULL);
+    RS_CHECK_OK(rs_task_join(t, NULL));
+    RS_CHECK_EQ(r.rc, -ECANCELED);
+    RS_CHECK_EQ(w->cancel_sqe_refusals, 0u); /* asked again until the ring took it */
+    RS_CHECK(w->cancel_backlog == NULL);
+    RS_CHECK_OK(rs_scope_close(s));
+
+    RS_CHECK_EQ(rs_send(sv[1], "abc", 3, 0), 3);
+    char got[8];
+    RS_CHECK_EQ(rs_recv(sv[0], got, sizeof got, 0), 3);
+    RS_CHECK(untouched(r.buf, sizeof r.buf));
+    RS_CHECK_OK(rs_close(sv[0]));
+    RS_CHECK_OK(rs_close(sv[1]));
+    return 0;
+}
+
+Test(io_cancel, a_cancellation_the_ring_refuses_is_asked_again)
+{
+    RS_RUN_OK(refused_cancel_retried, NULL);
+}
+
+/* An operation whose cancellation request still waits for an SQE may
+ * complete on its own: it returns its real result (the data is not lost) and
+ * leaves the backlog, which must never name a finished call's record. */
+static int completes_while_refused(void *arg)
+{
+    (void)arg;
+    rs__worker *w = rs__worker_get();
+    int sv[2];
+    RS_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    blocked_reader r = { .fd = sv[0] };
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    rs_task *t;
+    RS_CHECK_OK(rs_spawn(s, recv_blocked, &r, NULL, &t));
+    RS_CHECK_OK(until_parked(t));
+
+    w->cancel_sqe_refusals = UINT_MAX;
+    rs_task_cancel(t);
+    RS_CHECK(w->cancel_backlog != NULL);
+    RS_CHECK_EQ(rs_send(sv[1], "data", 4, 0), 4);
+    RS_CHECK_OK(rs_task_join(t, NULL));
+    RS_CHECK_EQ(r.rc, 4);
+    RS_CHECK(memcmp(r.buf, "data", 4) == 0);
+    RS_CHECK(w->cancel_backlog == NULL);
+    w->cancel_sqe_refusals = 0;
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_OK(rs_close(sv[0]));
+    RS_CHECK_OK(rs_close(sv[1]));
+    return 0;
+}
+
+Test(io_cancel, an_operation_completing_before_its_refused_cancellation_keeps_its_data)
+{
+    RS_RUN_OK(completes_while_refused, NULL);
 }
