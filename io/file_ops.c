@@ -42,8 +42,30 @@ int rs_open(const char *path, int flags, mode_t mode)
     return rc;
 }
 
+/* Queues the cancellation of every operation of this ring on fd's open file
+ * (other tasks waiting on fd). Issued before the close, in submission order,
+ * while fd still names the file; they complete with -ECANCELED, which their
+ * calls report as -EBADF (rs__uring_op_run). Its own completion is dropped
+ * (user_data NULL); an error (fd not open, a kernel without
+ * IORING_ASYNC_CANCEL_FD) only means there was nothing to cancel. */
+static bool queue_cancel_of_fd(int fd)
+{
+    struct io_uring_sqe *sqe = rs__uring_sqe();
+    if (!sqe)
+        return false;
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data(sqe, NULL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return true;
+}
+
+/* close(2) right now, after the kernel has run the cancellation of the
+ * operations waiting on fd (a submission of its own: this path must not
+ * suspend). */
 static int close_now(int fd)
 {
+    if (queue_cancel_of_fd(fd))
+        rs__uring_submit_now();
     return close(fd) == 0 ? 0 : -errno;
 }
 
@@ -52,16 +74,23 @@ static int close_now(int fd)
  * with close(2) and then reports the cancellation (a cancellation point that
  * still does its cleanup, as Trio's aclose). If the cancellation arrives while
  * the close is queued and the kernel drops the operation unstarted, the
- * descriptor is closed here instead. */
+ * descriptor is closed here instead.
+ *
+ * Other tasks waiting on fd are woken with -EBADF: an operation in the ring
+ * holds the file, so without the cancellation a socket would stay open (its
+ * peer never seeing the end of the stream) and its waiters would wait for
+ * good. */
 int rs_close(int fd)
 {
     int rc = rs__checkpoint();
     if (rc == -ECANCELED && fd >= 0)
-        close(fd);
+        close_now(fd);
     if (rc)
         return rc;
     if (fd < 0)
         return -EBADF;
+    if (!queue_cancel_of_fd(fd))
+        return close_now(fd);
     struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return close_now(fd);

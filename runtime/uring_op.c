@@ -114,7 +114,20 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
     op->in_backlog = false;
     rs__sqe_track(w, sqe, &op->comp);
     int res = rs__wait_park(&op->wait, deadline_ns);
-    if (op->abort_reason && interrupted(res))
-        return op->abort_reason;
+    if (__builtin_expect(interrupted(res), 0)) {
+        if (op->abort_reason)
+            return op->abort_reason;
+        /* Cancelled, but not by this task's cancellation: rs_close of the
+         * descriptor by another task (io/file_ops.c). */
+        if (res == -ECANCELED)
+            return -EBADF;
+    }
     return res;
+}
+
+void rs__uring_submit_now(void)
+{
+    rs__worker *w = rs__worker_get();
+    if (w)
+        io_uring_submit(&w->ring);
 }

@@ -36,8 +36,15 @@ struct io_uring_sqe *rs__uring_sqe(void);
  * monotonic, 0 = none. Returns the CQE's result; if the operation was
  * cancelled before it completed, returns -ECANCELED (task cancelled) or
  * -ETIMEDOUT (deadline). An operation that completed despite a cancellation
- * request returns its real result, so no data or descriptor is lost. */
+ * request returns its real result, so no data or descriptor is lost. An
+ * operation cancelled by anything else (rs_close of its descriptor) returns
+ * -EBADF. */
 int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadline_ns);
+
+/* Submits every queued SQE now, without waiting (the batch normally goes
+ * with the worker's next trip to the kernel): for a caller that must see an
+ * SQE processed before it goes on without suspending. */
+void rs__uring_submit_now(void);
 
 /* Queues the cancellation requests that found no SQE when they were made
  * (the ring refused every submission then). Called by the worker before each

@@ -15,8 +15,6 @@
 #include <unistd.h>
 
 #include "io_support.h"
-#include "runtime/task.h"
-#include "runtime/worker.h"
 
 TestSuite(io_cancel, .timeout = 20);
 
@@ -303,14 +301,6 @@ Test(io_cancel, shielded_scope_keeps_its_io_running)
     RS_RUN_OK(shielded_io, NULL);
 }
 
-/* Parks the calling task until t waits in the kernel (its operation queued). */
-static int until_parked(rs_task *t)
-{
-    while (t->state != RS_TASK_WAITING)
-        RS_CHECK_OK(rs_yield());
-    return 0;
-}
-
 /* A cancellation request that finds no SQE (the ring refusing submissions)
  * is not dropped: the worker queues it again at each trip to the kernel until
  * the ring takes it, and the receive on the silent socket then returns. */
@@ -326,7 +316,7 @@ static int refused_cancel_retried(void *arg)
     RS_CHECK_OK(rs_scope_open(NULL, &s));
     rs_task *t;
     RS_CHECK_OK(rs_spawn(s, recv_blocked, &r, NULL, &t));
-    RS_CHECK_OK(until_parked(t));
+    RS_CHECK_OK(rs_test_until_in_kernel(t));
 
     w->cancel_sqe_refusals = 5;
     rs_task_cancel(t);
@@ -366,7 +356,7 @@ static int completes_while_refused(void *arg)
     RS_CHECK_OK(rs_scope_open(NULL, &s));
     rs_task *t;
     RS_CHECK_OK(rs_spawn(s, recv_blocked, &r, NULL, &t));
-    RS_CHECK_OK(until_parked(t));
+    RS_CHECK_OK(rs_test_until_in_kernel(t));
 
     w->cancel_sqe_refusals = UINT_MAX;
     rs_task_cancel(t);

@@ -1,4 +1,5 @@
-/* Helpers shared by the socket tests: a socket's port, and a TCP blackhole. */
+/* Helpers shared by the socket tests: a socket's port, waiting until a task's
+ * operation is in the kernel, and a TCP blackhole. */
 #ifndef RS_TEST_IO_SUPPORT_H
 #define RS_TEST_IO_SUPPORT_H
 
@@ -7,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "runtime/task.h"
+#include "runtime/worker.h"
 #include "support.h"
 
 /* The local port of fd (IPv4 or IPv6), 0 on error; its family into *family
@@ -21,6 +24,16 @@ static inline uint16_t rs_test_port_of(int fd, int *family)
         *family = ss.ss_family;
     return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
                                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* Yields until task t is parked on a wait and the worker has submitted
+ * every queued SQE: t's operation is in the kernel, not only in the ring. */
+static inline int rs_test_until_in_kernel(const rs_task *t)
+{
+    rs__worker *w = rs__worker_get();
+    while (t->state != RS_TASK_WAITING || io_uring_sq_ready(&w->ring) > 0)
+        RS_CHECK_OK(rs_yield());
+    return 0;
 }
 
 /* A listener whose accept queue is full and that never accepts: Linux drops
