@@ -114,7 +114,7 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
     op->in_backlog = false;
     rs__sqe_track(w, sqe, &op->comp);
     int res = rs__wait_park(&op->wait, deadline_ns);
-    if (__builtin_expect(interrupted(res), 0)) {
+    if (__builtin_expect(res < 0, 0) && interrupted(res)) {
         if (op->abort_reason)
             return op->abort_reason;
         /* Cancelled, but not by this task's cancellation: rs_close of the
