@@ -282,6 +282,8 @@ int rs__owner_scope(rs_scope **s)
         return -EPERM;
     if (!*s)
         *s = w->current->cur_scope;
+    else if ((*s)->worker != w)
+        return -EPERM; /* a scope of another runtime (thread) */
     return 0;
 }
 

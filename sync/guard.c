@@ -28,6 +28,14 @@ rs_signal *rs__signal_never(void)
     return &never_signal;
 }
 
+/* A grant is ended or changed only on the runtime (thread) that made it:
+ * from another one, or from no runtime, rs_guard_release, _discard and
+ * _extend return -EPERM and leave the guard as it was. */
+static inline bool foreign(const rs__grant *gr)
+{
+    return __builtin_expect(gr->worker != rs__worker_get(), 0);
+}
+
 /* ------------------------------------------------------------ public */
 
 int rs_guard_release(rs_guard *g)
@@ -35,9 +43,13 @@ int rs_guard_release(rs_guard *g)
     if (!g)
         return -EINVAL;
     rs__grant *gr = rs__guard_grant(g);
-    g->rs_private_grant = NULL;
-    if (!gr)
+    if (!gr) {
+        g->rs_private_grant = NULL;
         return -EALREADY;
+    }
+    if (foreign(gr))
+        return -EPERM;
+    g->rs_private_grant = NULL;
     if (gr->ops == &rs__mem_excl_grant_ops) /* the in-memory lock's fast path, inline */
         return rs__mem_release_excl(gr);
     return gr->ops->release(gr);
@@ -84,6 +96,8 @@ int rs_guard_extend(rs_guard *g, int64_t ttl_ms)
     rs__grant *gr = rs__guard_grant(g);
     if (!gr)
         return -EALREADY;
+    if (foreign(gr))
+        return -EPERM;
     if (!gr->ops->extend)
         return -EINVAL;
     return gr->ops->extend(gr, ttl_ms);
@@ -106,6 +120,8 @@ int rs_guard_discard(rs_guard *g)
         g->rs_private_grant = NULL;
         return -EALREADY;
     }
+    if (foreign(gr))
+        return -EPERM;
     if (!gr->ops->discard)
         return -EINVAL;
     g->rs_private_grant = NULL;

@@ -75,6 +75,7 @@ struct rs__grant {
     const rs__grant_ops *ops;  /* the kind that made the grant; NULL while free */
     void *obj;                 /* the primitive that granted it */
     rs_task *task;             /* the task it was granted to (self-deadlock checks) */
+    rs__worker *worker;        /* the runtime that made it: only there can it end */
     rs__grant *prev, *next;    /* the primitive's list of live grants; next links the free list */
     int64_t n;                 /* the kind's own: a lock mode, a number of permits */
     void *data;                /* the kind's own: a pool resource, a lease */
@@ -96,11 +97,15 @@ static const rs__objpool_kind rs__grant_kind = {
     .first_use = rs__grant_first_use,
 };
 
-/* A free record with ops == NULL and a fresh generation, or NULL (-ENOMEM, or
- * no runtime on this thread). The caller sets every field it uses. */
+/* A free record with ops == NULL, a fresh generation and worker set to the
+ * calling thread's, or NULL (-ENOMEM, or no runtime on this thread). The
+ * caller sets every other field it uses. */
 static inline rs__grant *rs__grant_alloc(void)
 {
-    return rs__objpool_alloc(&rs__grant_kind);
+    rs__grant *gr = rs__objpool_alloc(&rs__grant_kind);
+    if (__builtin_expect(gr != NULL, 1))
+        gr->worker = rs__worker_get();
+    return gr;
 }
 
 /* Ends a grant: every guard naming it reads as released from now on, and the

@@ -72,12 +72,23 @@ int rs_lock_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
 
 static const rs_acquire_opts default_acquire_opts;
 
+/* A lock belongs to the runtime (thread) of its scope; a task of another
+ * runtime gets -EPERM instead of racing with the owner's. */
+static inline bool foreign(const rs_lock *l, const rs_task *t)
+{
+    return __builtin_expect(l->scope->worker != t->worker, 0);
+}
+
 /* Common checks of a blocking acquire; 0 to go on. */
 static inline int check_blocking(const rs_lock *l, const rs_acquire_opts *o, const rs_guard *g, bool rw)
 {
     if (__builtin_expect(!l || !g || (o && o->timeout_ms < 0) || l->rw != rw, 0))
         return -EINVAL;
-    return rs__checkpoint();
+    rs_task *t;
+    int rc = rs__blocking_caller(&t);
+    if (rc)
+        return rc;
+    return foreign(l, t) ? -EPERM : 0;
 }
 
 static inline int check_try(const rs_lock *l, const rs_guard *g, bool rw)
@@ -85,7 +96,7 @@ static inline int check_try(const rs_lock *l, const rs_guard *g, bool rw)
     if (__builtin_expect(!l || !g || l->rw != rw, 0))
         return -EINVAL;
     rs__worker *w = rs__worker_get();
-    return w && w->current ? 0 : -EPERM;
+    return w && w->current && !foreign(l, w->current) ? 0 : -EPERM;
 }
 
 int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
@@ -96,6 +107,8 @@ int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
     int rc = rs__blocking_caller(&t);
     if (__builtin_expect(rc != 0, 0))
         return rc;
+    if (foreign(l, t))
+        return -EPERM;
     if (!o)
         o = &default_acquire_opts;
     if (l->ops == &rs__mem_lock_ops) /* the in-memory fast path, inline */

@@ -213,7 +213,6 @@ const rs__lock_ops rs__mem_lock_ops = {
 
 int rs__lock_mem_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
 {
-    (void)s;
     (void)opts;
     mem_lock *ml = rs__objpool_alloc(&mem_lock_kind);
     if (!ml)
@@ -224,6 +223,7 @@ int rs__lock_mem_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
     ml->xrec.gen = gen;
     ml->xrec.ops = &rs__mem_excl_grant_ops;
     ml->xrec.obj = ml;
+    ml->xrec.worker = s->worker;
     rs__waitq_init(&ml->q, NULL); /* waiters leave through waiter_abort */
     ml->next_token = 1;
     *out = &ml->base;

@@ -85,6 +85,7 @@ struct rs_pool {
     int64_t next_check;       /* ns */
     uint64_t round;
     uint64_t next_token;
+    rs__worker *worker; /* the owning scope's: tasks of other runtimes get -EPERM */
     bool disposed, dispose_done;
 };
 
@@ -607,10 +608,13 @@ int rs_pool_new(rs_scope *s, const rs_pool_opts *opts, rs_pool **out)
         return -EPERM;
     if (!s)
         s = w->current->cur_scope;
+    else if (s->worker != w)
+        return -EPERM; /* a scope of another runtime (thread) */
     rs_pool *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     p->o = *opts;
+    p->worker = w;
     rs__waitq_init(&p->q, NULL);
     p->next_token = 1;
     if (opts->check_interval_ms > 0)
@@ -645,9 +649,12 @@ int rs_pool_acquire(rs_pool *p, const rs_acquire_opts *o, rs_guard *g)
     int rc = rs__checkpoint();
     if (rc)
         return rc;
+    rs__worker *w = rs__worker_get();
+    if (w != p->worker)
+        return -EPERM;
     if (p->disposed)
         return -ECANCELED;
-    rs_task *t = rs__worker_get()->current;
+    rs_task *t = w->current;
     int priority = o ? o->priority : 0;
     int64_t timeout = o && o->timeout_ms ? o->timeout_ms : p->o.acquire_timeout_ms;
     const rs__waiter *h = rs__waitq_head(&p->q);
@@ -676,7 +683,7 @@ int rs_pool_try_acquire(rs_pool *p, rs_guard *g)
     if (!p || !g)
         return -EINVAL;
     rs__worker *w = rs__worker_get();
-    if (!w || !w->current)
+    if (!w || !w->current || w != p->worker)
         return -EPERM;
     if (p->disposed || !p->idle_head || rs__waitq_head(&p->q))
         return -EBUSY;

@@ -27,6 +27,7 @@ struct rs_sem {
     int64_t total, avail;
     rs__grant_list held;
     uint64_t next_token;
+    rs__worker *worker; /* the owning scope's: tasks of other runtimes get -EPERM */
 };
 
 typedef struct sem_waiter {
@@ -46,6 +47,7 @@ static inline rs__grant *grant_fill(rs_sem *sem, rs__grant *gr, int64_t n, rs_ta
     gr->ops = &sem_grant_ops;
     gr->obj = sem;
     gr->task = t;
+    gr->worker = t->worker;
     gr->n = n;
     gr->token = sem->next_token++;
     rs__grant_link(&sem->held, gr);
@@ -114,6 +116,7 @@ int rs_sem_new(rs_scope *s, int64_t permits, rs_sem **out)
     rs__waitq_init(&sem->q, kick);
     sem->total = sem->avail = permits;
     sem->next_token = 1;
+    sem->worker = s->worker;
     sem->res.dispose = sem_dispose;
     rs__scope_attach(s, &sem->res);
     *out = sem;
@@ -153,6 +156,8 @@ int rs_sem_acquire(rs_sem *sem, int64_t n, const rs_acquire_opts *o, rs_guard *g
     int rc = rs__blocking_caller(&t);
     if (__builtin_expect(rc != 0, 0))
         return rc;
+    if (__builtin_expect(t->worker != sem->worker, 0))
+        return -EPERM;
     int priority = o ? o->priority : 0;
     const rs__waiter *h = rs__waitq_head(&sem->q);
     if (__builtin_expect(n <= sem->avail && (!h || h->priority < priority), 1)) {
@@ -171,7 +176,7 @@ int rs_sem_try_acquire(rs_sem *sem, int64_t n, rs_guard *g)
     if (!sem || !g || n < 1 || n > sem->total)
         return -EINVAL;
     rs__worker *w = rs__worker_get();
-    if (!w || !w->current)
+    if (!w || !w->current || w != sem->worker)
         return -EPERM;
     if (n > sem->avail || rs__waitq_head(&sem->q))
         return -EBUSY;
