@@ -1,6 +1,7 @@
 /* The resource pool: idle resources handed out in priority order, new ones
- * created in the background for the waiter that needs them, health checks
- * and idle shrinking in a background task, disposal at scope close.
+ * created in the background for the waiter that needs them, health checks,
+ * idle shrinking and the retries of a failed fill to min in a background
+ * task (the maintainer), disposal at scope close.
  *
  * Counts: idle (in the idle list, or taken out of it for a health check),
  * in_use (held by a guard), creating (a background task runs create),
@@ -27,7 +28,10 @@
  *     cancels the background tasks and waits until busy is 0; the pool's
  *     memory is freed once disposal finished and no resource is checked out
  *     (a resource still in use at disposal is destroyed when its guard is
- *     released). */
+ *     released).
+ *  5. refill_at != 0 only while the maintainer runs and wakes by then: a
+ *     failed fill to min always has a retry coming (unless the wait is
+ *     "never"), and a success brings it forward to now. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +44,12 @@
 #include "runtime/timer.h"
 #include "runtime/waitq.h"
 #include "sync/guard.h"
+#include "sync/pool.h"
+
+/* The wait before a failed min fill is tried again: the first, doubled after
+ * each failure in a row, never longer than the last. */
+int64_t rs__pool_refill_first_ms = 100;
+#define REFILL_LONGEST_MS 10000
 
 typedef struct pool_item {
     struct pool_item *prev, *next; /* idle list: most recently used first */
@@ -83,6 +93,9 @@ struct rs_pool {
     maint_wait *maint;        /* the maintainer, while it sleeps */
     int64_t maint_deadline;   /* when it wakes up by itself (0: never) */
     int64_t next_check;       /* ns */
+    int64_t refill_at;        /* ns: a failed min fill is tried again then (0: none due) */
+    int64_t refill_wait_ms;   /* the wait after the next failure (0: the first) */
+    bool maintained;          /* the maintainer task runs */
     uint64_t round;
     uint64_t next_token;
     rs__worker *worker; /* the owning scope's: tasks of other runtimes get -EPERM */
@@ -103,6 +116,8 @@ static const rs__grant_ops pool_grant_ops = {
 
 static void pump(rs_pool *p);
 static void ensure_min(rs_pool *p);
+static void refill_later(rs_pool *p);
+static void refill_now(rs_pool *p);
 
 static inline unsigned total(const rs_pool *p)
 {
@@ -331,6 +346,7 @@ static int create_task(void *arg)
     rs__waiter *h;
     if (rc == 0) {
         it->res = res;
+        refill_now(p); /* the server answers again */
         if (p->disposed) {
             destroy_item(p, it);
         } else if ((h = rs__waitq_head(&p->q))) {
@@ -343,6 +359,8 @@ static int create_task(void *arg)
         free(it);
         if (pw)
             rs__waitq_grant(&pw->w, rc);
+        else
+            refill_later(p);
     }
     job_end(j);
     return 0; /* a background task never fails its (system) scope */
@@ -413,6 +431,8 @@ static int64_t next_wakeup(const rs_pool *p)
         if (!t || expiry < t)
             t = expiry;
     }
+    if (p->refill_at && (!t || p->refill_at < t))
+        t = p->refill_at;
     return t == INT64_MAX ? 0 : t;
 }
 
@@ -469,6 +489,10 @@ static int maintain_task(void *arg)
         p->maint = NULL;
         if (rc == -ECANCELED || p->disposed)
             break;
+        if (p->refill_at && rs__clock_ns() >= p->refill_at) {
+            p->refill_at = 0;
+            ensure_min(p);
+        }
         if (p->o.idle_timeout_ms > 0)
             shrink(p);
         if (p->o.check_interval_ms > 0 && p->o.check && rs__clock_ns() >= p->next_check) {
@@ -493,7 +517,38 @@ static int start_maintainer(rs_pool *p)
         return rc;
     }
     job_link(p, j);
+    p->maintained = true;
     return 0;
+}
+
+/* A creation for nobody failed: while below min, the maintainer tries the
+ * fill again after a wait that doubles with each failure in a row (a server
+ * that is down costs a creation now and then, not a busy loop). Demand and
+ * destructions still start creations meanwhile, as they always do. */
+static void refill_later(rs_pool *p)
+{
+    if (p->disposed || p->refill_at || total(p) >= p->o.min)
+        return;
+    int64_t wait = p->refill_wait_ms ? p->refill_wait_ms : rs__pool_refill_first_ms;
+    int64_t at = ns_after(rs__clock_ns(), wait);
+    if (wait <= 0 || at == INT64_MAX)
+        return; /* never */
+    p->refill_wait_ms = wait >= REFILL_LONGEST_MS / 2 ? REFILL_LONGEST_MS : wait * 2;
+    if (!p->maintained && start_maintainer(p) != 0)
+        return; /* no task to wait in: demand and destructions still refill */
+    p->refill_at = at;
+    poke_maintainer(p, at);
+}
+
+/* A creation succeeded: the next failure waits the first wait again, and a
+ * fill still waiting for its retry is tried at once. */
+static void refill_now(rs_pool *p)
+{
+    p->refill_wait_ms = 0;
+    if (p->refill_at) {
+        p->refill_at = rs__clock_ns();
+        poke_maintainer(p, p->refill_at);
+    }
 }
 
 /* ------------------------------------------------------------ guards */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "pool_support.h"
+#include "sync/pool.h"
 
 static int only_idle_checked(void *arg)
 {
@@ -261,4 +262,128 @@ Test(pool_health, maintainer_without_a_check_function_does_not_spin, .timeout = 
 {
     res_ctx ctx = { 0 };
     RS_RUN_OK(maintainer_without_check, &ctx);
+}
+
+/* ------------------------------------------------------------ refill to min */
+
+/* The test resource, with the time of every create call. */
+typedef struct timed_ctx {
+    res_ctx res; /* first: the pool's destroy callback takes the context as a res_ctx */
+    int64_t at[64];
+    int n;
+} timed_ctx;
+
+static int timed_create(void *c, void **out)
+{
+    timed_ctx *t = c;
+    if (t->n < 64)
+        t->at[t->n++] = rs_now_ms();
+    return res_create(&t->res, out);
+}
+
+static rs_pool_opts timed_opts(timed_ctx *t, unsigned min, unsigned max)
+{
+    rs_pool_opts o = res_opts(&t->res, min, max);
+    o.create = timed_create;
+    o.ctx = t;
+    return o;
+}
+
+enum {
+    REFILL_FIRST_MS = 20
+};
+
+/* While the server is down, the fill to min is tried again after 20, 40,
+ * 80 ms ... (each try starts the creations min asks for, here two); once it
+ * answers, the pool reaches min without any acquirer, and then stops. */
+static int refill_backs_off(void *arg)
+{
+    timed_ctx *t = arg;
+    t->res.fail_all = -ECONNREFUSED;
+    rs_pool *p;
+    rs_pool_opts o = timed_opts(t, 2, 2);
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    RS_YIELD_UNTIL(t->n >= 8); /* the first fill and three retries */
+    for (int k = 1; k < 4; k++) {
+        int64_t wait = (int64_t)REFILL_FIRST_MS << (k - 1);
+        RS_CHECK(t->at[2 * k] - t->at[2 * k - 1] >= wait - 1);
+        RS_CHECK_EQ(t->at[2 * k + 1] - t->at[2 * k], 0); /* a try starts both creations at once */
+    }
+    RS_CHECK_EQ(pool_stats(p).total, 0);
+    t->res.fail_all = 0;
+    RS_YIELD_UNTIL(pool_stats(p).idle == 2);
+    RS_CHECK_EQ(t->res.created, 2);
+    RS_CHECK_POOL_CONSISTENT(p, &t->res, 2);
+    int calls = t->res.create_calls;
+    RS_CHECK_OK(rs_sleep(4 * REFILL_FIRST_MS)); /* at min: no further try may come */
+    RS_CHECK_EQ(t->res.create_calls, calls);
+    return 0;
+}
+
+Test(pool_health, a_failed_fill_to_min_is_tried_again_with_a_growing_wait, .timeout = 10)
+{
+    rs__pool_refill_first_ms = REFILL_FIRST_MS;
+    timed_ctx t = { 0 };
+    RS_RUN_OK(refill_backs_off, &t);
+}
+
+/* A creation that succeeds starts the wait over: after the waits grew to
+ * 320 ms, a resource discarded while the server is down again is replaced
+ * on a try 20 ms later, not 320. */
+static int refill_wait_resets(void *arg)
+{
+    timed_ctx *t = arg;
+    t->res.fail_all = -ECONNREFUSED;
+    rs_pool *p;
+    rs_pool_opts o = timed_opts(t, 1, 1);
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    RS_YIELD_UNTIL(t->n >= 5); /* waits of 20, 40, 80, 160 ms: the next would be 320 */
+    t->res.fail_all = 0;
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &g)); /* created on demand at once */
+    t->res.fail_all = -ECONNREFUSED;
+    int before = t->n;
+    RS_CHECK_OK(rs_guard_discard(&g)); /* below min: a fill, which fails */
+    RS_YIELD_UNTIL(t->n >= before + 2);
+    int64_t gap = t->at[before + 1] - t->at[before];
+    RS_CHECK(gap >= REFILL_FIRST_MS - 1);
+    RS_CHECK(gap < 250);
+    t->res.fail_all = 0;
+    RS_YIELD_UNTIL(pool_stats(p).idle == 1);
+    return 0;
+}
+
+Test(pool_health, a_successful_creation_starts_the_refill_wait_over, .timeout = 10)
+{
+    rs__pool_refill_first_ms = REFILL_FIRST_MS;
+    timed_ctx t = { 0 };
+    RS_RUN_OK(refill_wait_resets, &t);
+}
+
+/* A pool closed while its fill waits for a retry ends at once, and no try
+ * comes after. */
+static int refill_ends_with_pool(void *arg)
+{
+    timed_ctx *t = arg;
+    t->res.fail_all = -ECONNREFUSED;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    rs_pool *p;
+    rs_pool_opts o = timed_opts(t, 1, 1);
+    RS_CHECK_OK(rs_pool_new(s, &o, &p));
+    RS_YIELD_UNTIL(t->n >= 2);
+    int64_t t0 = rs_now_ms();
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK(rs_now_ms() - t0 < REFILL_FIRST_MS);
+    int calls = t->n;
+    RS_CHECK_OK(rs_sleep(4 * REFILL_FIRST_MS)); /* nothing to wait for: no try may come */
+    RS_CHECK_EQ(t->n, calls);
+    return 0;
+}
+
+Test(pool_health, a_refill_waiting_for_its_retry_ends_with_the_pool, .timeout = 10)
+{
+    rs__pool_refill_first_ms = REFILL_FIRST_MS;
+    timed_ctx t = { 0 };
+    RS_RUN_OK(refill_ends_with_pool, &t);
 }

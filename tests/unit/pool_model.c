@@ -26,14 +26,16 @@
  * the pool's scope closed and every guard was released each one was
  * destroyed exactly once, in the task the documentation names, shielded
  * from that task's cancellation. Grant tokens increase in grant order. A
- * failure reports the seed and the step. Health checks and idle shrinking
- * are time-driven and stay out (tests/unit/pool_health.c covers them). */
+ * failure reports the seed and the step. Health checks, idle shrinking and
+ * the timed retry of a failed fill to min are time-driven and stay out
+ * (tests/unit/pool_health.c covers them): the retry is switched off here. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "pool_support.h"
+#include "sync/pool.h"
 
 enum {
     MAX_CLIENTS = 40, /* client records, reused once a client ended */
@@ -966,6 +968,7 @@ static void run_scenario(const scenario *sc, coverage *cov)
 {
     model *m = malloc(sizeof *m);
     cr_assert(m);
+    rs__pool_refill_first_ms = INT64_MAX; /* a failed fill waits for demand or a destruction */
     for (int i = 0; i < sc->seeds; i++) {
         memset(m, 0, sizeof *m);
         m->seed = m->rng = sc->seed0 + (uint64_t)i;
