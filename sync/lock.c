@@ -58,6 +58,7 @@ int rs_lock_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
     if (rc)
         return rc;
     l->scope = s;
+    l->worker = s->worker;
     l->rw = opts && opts->allow_multiple_readers;
     l->name[0] = '\0';
     if (opts && opts->name) {
@@ -74,9 +75,9 @@ static const rs_acquire_opts default_acquire_opts;
 
 /* A lock belongs to the runtime (thread) of its scope; a task of another
  * runtime gets -EPERM instead of racing with the owner's. */
-static inline bool foreign(const rs_lock *l, const rs_task *t)
+static inline bool foreign(const rs_lock *l)
 {
-    return __builtin_expect(l->scope->worker != t->worker, 0);
+    return __builtin_expect(l->worker != rs__worker_get(), 0);
 }
 
 /* Common checks of a blocking acquire; 0 to go on. */
@@ -84,11 +85,10 @@ static inline int check_blocking(const rs_lock *l, const rs_acquire_opts *o, con
 {
     if (__builtin_expect(!l || !g || (o && o->timeout_ms < 0) || l->rw != rw, 0))
         return -EINVAL;
-    rs_task *t;
-    int rc = rs__blocking_caller(&t);
+    int rc = rs__checkpoint();
     if (rc)
         return rc;
-    return foreign(l, t) ? -EPERM : 0;
+    return foreign(l) ? -EPERM : 0;
 }
 
 static inline int check_try(const rs_lock *l, const rs_guard *g, bool rw)
@@ -96,7 +96,7 @@ static inline int check_try(const rs_lock *l, const rs_guard *g, bool rw)
     if (__builtin_expect(!l || !g || l->rw != rw, 0))
         return -EINVAL;
     rs__worker *w = rs__worker_get();
-    return w && w->current && !foreign(l, w->current) ? 0 : -EPERM;
+    return w && w->current && !foreign(l) ? 0 : -EPERM;
 }
 
 int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
@@ -107,7 +107,7 @@ int rs_lock_acquire(rs_lock *l, const rs_acquire_opts *o, rs_guard *g)
     int rc = rs__blocking_caller(&t);
     if (__builtin_expect(rc != 0, 0))
         return rc;
-    if (foreign(l, t))
+    if (foreign(l))
         return -EPERM;
     if (!o)
         o = &default_acquire_opts;

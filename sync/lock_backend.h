@@ -73,6 +73,7 @@ typedef struct rs__lock_ops rs__lock_ops;
 struct rs_lock {
     const rs__lock_ops *ops;
     rs_scope *scope;       /* owner: its close disposes the lock */
+    rs__worker *worker;    /* scope->worker, at hand for the fast paths' owner check */
     rs__scope_res res;     /* in scope->resources; its dispose calls ops->dispose */
     bool rw;               /* allow_multiple_readers: read/write modes, else exclusive */
     char name[RS__LOCK_NAME_MAX];
