@@ -115,12 +115,11 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
     rs__sqe_track(w, sqe, &op->comp);
     int res = rs__wait_park(&op->wait, deadline_ns);
     if (__builtin_expect(res < 0, 0) && interrupted(res)) {
-        if (op->abort_reason)
-            return op->abort_reason;
-        /* Cancelled, but not by this task's cancellation: rs_close of the
-         * descriptor by another task (io/file_ops.c). */
-        if (res == -ECANCELED)
-            return -EBADF;
+        /* Cancelled or interrupted, and not by this task's cancellation:
+         * by rs_close of the descriptor in another task (io/file_ops.c),
+         * whose cancellation stops a blocking operation of the kernel's
+         * worker thread with -EINTR or a restart code instead. */
+        return op->abort_reason ? op->abort_reason : -EBADF;
     }
     return res;
 }
