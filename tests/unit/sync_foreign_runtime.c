@@ -1,7 +1,8 @@
-/* In-memory primitives belong to the runtime (thread) of their scope. A task
- * of another runtime that touches one gets -EPERM and changes nothing: no
+/* Primitives belong to the runtime (thread) of their scope. A task of
+ * another runtime that touches one gets -EPERM and changes nothing: no
  * acquire, no release of the owner's guards, no new primitive in the owner's
- * scopes. (Sharing a lock between runtimes goes through a lock store.) The
+ * scopes. That holds for a distributed lock object too: runtimes share a
+ * lock through a store, each with lock objects of its own. The
  * two runtimes step in turn with a pthread barrier, a test harness outside
  * either runtime's scheduling. */
 #include <stdlib.h>
@@ -13,10 +14,11 @@ TestSuite(sync_foreign_runtime, .timeout = 20);
 typedef struct shared {
     pthread_barrier_t step;
     rs_scope *scope;
-    rs_lock *mutex, *rwlock;
+    rs_lock *mutex, *rwlock, *leased; /* leased: through the memory store */
+    rs_store *store;
     rs_sem *sem;
     rs_pool *pool;
-    rs_guard mutex_guard, read_guard, sem_guard, pool_guard;
+    rs_guard mutex_guard, read_guard, sem_guard, pool_guard, lease_guard;
 } shared;
 
 static int make_resource(void *ctx, void **res)
@@ -44,10 +46,15 @@ static int owner(void *arg)
     RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = true }, &sh->rwlock));
     RS_CHECK_OK(rs_sem_new(NULL, 3, &sh->sem));
     RS_CHECK_OK(rs_pool_new(NULL, &pool_opts, &sh->pool));
+    RS_CHECK_OK(rs_store_open("memory:", &(rs_store_opts){ .key_prefix = "foreign-runtime:" }, &sh->store));
+    rs_scope *lease_scope; /* closed before the store, which its lock uses */
+    RS_CHECK_OK(rs_scope_open(NULL, &lease_scope));
+    RS_CHECK_OK(rs_lock_new(lease_scope, &(rs_lock_opts){ .store = sh->store, .key = "k" }, &sh->leased));
     RS_CHECK_OK(rs_lock_acquire(sh->mutex, NULL, &sh->mutex_guard));
     RS_CHECK_OK(rs_lock_read(sh->rwlock, NULL, &sh->read_guard));
     RS_CHECK_OK(rs_sem_acquire(sh->sem, 1, NULL, &sh->sem_guard));
     RS_CHECK_OK(rs_pool_acquire(sh->pool, NULL, &sh->pool_guard));
+    RS_CHECK_OK(rs_lock_acquire(sh->leased, NULL, &sh->lease_guard));
     uint64_t token = rs_guard_token(&sh->mutex_guard);
 
     pthread_barrier_wait(&sh->step); /* the other runtime tries everything */
@@ -64,12 +71,16 @@ static int owner(void *arg)
     RS_CHECK_EQ(ps.in_use, 1);
     RS_CHECK_EQ(ps.total, 1);
     RS_CHECK_EQ(rs_guard_token(&sh->mutex_guard), token);
+    RS_CHECK(rs_guard_held(&sh->lease_guard));
 
     RS_CHECK_OK(rs_guard_release(&sh->mutex_guard));
     RS_CHECK_OK(rs_guard_release(&sh->read_guard));
     RS_CHECK_OK(rs_guard_release(&sh->sem_guard));
     RS_CHECK_OK(rs_guard_release(&sh->pool_guard));
+    RS_CHECK_OK(rs_guard_release(&sh->lease_guard));
     RS_CHECK_EQ(rs_sem_available(sh->sem), 3);
+    RS_CHECK_OK(rs_scope_close(lease_scope));
+    RS_CHECK_OK(rs_store_close(sh->store));
     return 0;
 }
 
@@ -79,7 +90,7 @@ static int intruder(void *arg)
     shared *sh = arg;
     pthread_barrier_wait(&sh->step);
     rs_guard g = RS_GUARD_INIT;
-    int rc[20], n = 0;
+    int rc[24], n = 0;
     rc[n++] = rs_lock_acquire(sh->mutex, NULL, &g);
     rc[n++] = rs_lock_try_acquire(sh->mutex, &g);
     rc[n++] = rs_lock_read(sh->rwlock, NULL, &g);
@@ -95,6 +106,10 @@ static int intruder(void *arg)
     rc[n++] = rs_guard_release(&sh->sem_guard);
     rc[n++] = rs_guard_discard(&sh->pool_guard);
     rc[n++] = rs_guard_extend(&sh->mutex_guard, 1000);
+    rc[n++] = rs_lock_acquire(sh->leased, NULL, &g);
+    rc[n++] = rs_lock_try_acquire(sh->leased, &g);
+    rc[n++] = rs_guard_extend(&sh->lease_guard, 1000);
+    rc[n++] = rs_guard_release(&sh->lease_guard);
     rs_lock *l = NULL;
     rs_sem *s = NULL;
     rs_pool *p = NULL;
@@ -105,7 +120,7 @@ static int intruder(void *arg)
         if (rc[i] != -EPERM)
             cr_expect_fail("call %d returned %d (%s), not -EPERM", i, rc[i], rs_strerror(rc[i]));
     bool held = rs_guard_held(&sh->mutex_guard) && rs_guard_held(&sh->read_guard) && rs_guard_held(&sh->sem_guard) &&
-                rs_guard_held(&sh->pool_guard);
+                rs_guard_held(&sh->pool_guard) && rs_guard_held(&sh->lease_guard);
     pthread_barrier_wait(&sh->step);
     RS_CHECK(!rs_guard_held(&g));
     RS_CHECK(!l && !s && !p);
