@@ -59,14 +59,19 @@ static bool queue_cancel_of_fd(int fd)
     return true;
 }
 
+static int close_direct(int fd)
+{
+    return close(fd) == 0 ? 0 : -errno;
+}
+
 /* close(2) right now, after the kernel has run the cancellation of the
- * operations waiting on fd (a submission of its own: this path must not
- * suspend). */
+ * operations waiting on fd (a submission of its own: a cancelled task must
+ * not suspend). */
 static int close_now(int fd)
 {
     if (queue_cancel_of_fd(fd))
         rs__uring_submit_now();
-    return close(fd) == 0 ? 0 : -errno;
+    return close_direct(fd);
 }
 
 /* The descriptor is released whatever happens: cleanup code after a cancelled
@@ -90,10 +95,10 @@ int rs_close(int fd)
     if (fd < 0)
         return -EBADF;
     if (!queue_cancel_of_fd(fd))
-        return close_now(fd);
+        return close_direct(fd); /* the ring takes nothing: no cancellation either */
     struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
-        return close_now(fd);
+        return close_direct(fd); /* looking for one submitted what was queued, the cancellation too */
     io_uring_prep_close(sqe, fd);
     rs__uring_op op;
     rc = rs__uring_op_run(&op, sqe, 0);
