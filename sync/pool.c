@@ -660,11 +660,10 @@ int rs_pool_new(rs_scope *s, const rs_pool_opts *opts, rs_pool **out)
         return -EINVAL;
     rs__worker *w = rs__worker_get();
     if (!w || !w->current)
-        return -EPERM;
-    if (!s)
-        s = w->current->cur_scope;
-    else if (s->worker != w)
-        return -EPERM; /* a scope of another runtime (thread) */
+        return -EPERM; /* its creations run in tasks: a pool always needs one */
+    int rc = rs__owner_scope(&s);
+    if (rc)
+        return rc;
     rs_pool *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
@@ -675,7 +674,7 @@ int rs_pool_new(rs_scope *s, const rs_pool_opts *opts, rs_pool **out)
     if (opts->check_interval_ms > 0)
         p->next_check = ns_after(rs__clock_ns(), opts->check_interval_ms);
     if ((opts->check_interval_ms > 0 && opts->check) || opts->idle_timeout_ms > 0) {
-        int rc = start_maintainer(p);
+        rc = start_maintainer(p);
         if (rc) {
             free(p);
             return rc;
