@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stream.h"
 #include "support.h"
 #include "unit/io_support.h"
 
@@ -37,27 +38,6 @@
 #ifndef SEEDS
 #define SEEDS 16 /* long runs: build with -DSEEDS=n */
 #endif
-
-/* Byte p of the test streams: not periodic over any short distance, so a
- * lost, repeated or misplaced chunk shows. */
-static uint8_t stream_byte(uint64_t p)
-{
-    return (uint8_t)((p * 0x9E3779B97F4A7C15ull) >> 56);
-}
-
-static void fill_stream(uint8_t *buf, size_t len, uint64_t pos)
-{
-    for (size_t i = 0; i < len; i++)
-        buf[i] = stream_byte(pos + i);
-}
-
-static bool matches_stream(const uint8_t *buf, size_t len, uint64_t pos)
-{
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] != stream_byte(pos + i))
-            return false;
-    return true;
-}
 
 static bool all_canary(const uint8_t *buf, size_t len)
 {
