@@ -1,8 +1,8 @@
 /* Running an example program as a separate process, as users run it: its
  * stdout and stderr through pipes, its exit through a pidfd, every wait
- * bounded by LIMIT_MS. For the tests of tests/examples/. */
-#ifndef RS_TESTS_EXAMPLES_PROCESS_H
-#define RS_TESTS_EXAMPLES_PROCESS_H
+ * bounded by LIMIT_MS. For the example_*.c tests. */
+#ifndef RS_TESTS_INTEGRATION_EXAMPLE_PROCESS_H
+#define RS_TESTS_INTEGRATION_EXAMPLE_PROCESS_H
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pipe2 */

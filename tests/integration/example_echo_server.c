@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "examples/process.h"
+#include "integration/example_process.h"
 
 #ifndef RS_EXAMPLE_ECHO_SERVER
 #error "RS_EXAMPLE_ECHO_SERVER: the path of the built example (tests/CMakeLists.txt)"

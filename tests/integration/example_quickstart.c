@@ -2,7 +2,7 @@
  * "counter = 8000, scope: success" and exits 0; and the README shows exactly
  * the code of examples/quickstart.c (after the file's opening comment), so
  * the first program a reader copies is the one that is built and tested. */
-#include "examples/process.h"
+#include "integration/example_process.h"
 
 #include <stdlib.h>
 
