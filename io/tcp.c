@@ -45,12 +45,14 @@ static void set_v6(tcp_addr *a, const struct in6_addr *ip, uint16_t port)
     a->len = sizeof *sin6;
 }
 
-/* A numeric address, IPv6 possibly written "[::1]". Returns 1 or -EINVAL. */
+/* A numeric address, IPv6 possibly written "[::1]" (brackets are IPv6's
+ * alone: "[127.0.0.1]" is no address). Returns 1 or -EINVAL. */
 static int parse_numeric(const char *host, uint16_t port, tcp_addr *out)
 {
     char buf[INET6_ADDRSTRLEN];
     size_t n = strlen(host);
-    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+    bool bracketed = n >= 2 && host[0] == '[' && host[n - 1] == ']';
+    if (bracketed) {
         if (n - 2 >= sizeof buf)
             return -EINVAL;
         memcpy(buf, host + 1, n - 2);
@@ -59,7 +61,7 @@ static int parse_numeric(const char *host, uint16_t port, tcp_addr *out)
     }
     struct in_addr v4;
     struct in6_addr v6;
-    if (inet_pton(AF_INET, host, &v4) == 1) {
+    if (!bracketed && inet_pton(AF_INET, host, &v4) == 1) {
         set_v4(out, &v4, port);
         return 1;
     }

@@ -121,6 +121,8 @@ static int bad_arguments(void *arg)
     RS_CHECK_EQ(rs_tcp_listen("example.com", 0, 1), -EINVAL); /* names are never looked up */
     RS_CHECK_EQ(rs_tcp_listen("256.1.1.1", 0, 1), -EINVAL);
     RS_CHECK_EQ(rs_tcp_listen("[::1", 0, 1), -EINVAL);
+    RS_CHECK_EQ(rs_tcp_listen("[127.0.0.1]", 0, 1), -EINVAL); /* brackets are for IPv6 alone */
+    RS_CHECK_EQ(rs_tcp_connect("[127.0.0.1]", 80, 100), -EINVAL);
     RS_CHECK_EQ(rs_tcp_listen("127.0.0.1", 0, -1), -EINVAL);
     RS_CHECK_EQ(rs_tcp_connect("example.com", 80, 100), -EINVAL);
     RS_CHECK_EQ(rs_tcp_connect(NULL, 80, 100), -EINVAL);
