@@ -18,14 +18,11 @@ static void prepare(struct io_uring_sqe *sqe, const rs__io_req *r)
 }
 
 /* Invariant: a retry waits for the readiness that can end the -EAGAIN, or
- * there is no retry. MSG_DONTWAIT asks for one attempt. MSG_ERRQUEUE never
- * waits in recv(2) either, and its readiness is POLLERR, not the POLLIN
- * waited for here: retrying would spin (each try -EAGAIN, each poll ready
- * at once for the socket's ordinary data) until an error came. */
+ * there is no retry. MSG_DONTWAIT asks for one attempt; rs_recv adds it to
+ * MSG_ERRQUEUE, which never waits in recv(2) either (and whose readiness,
+ * POLLERR, is not the POLLIN waited for here: retrying would spin). */
 static bool single_attempt(const rs__io_req *r)
 {
-    if (r->kind == RS__IO_RECV && (r->flags & MSG_ERRQUEUE))
-        return true;
     return (r->kind == RS__IO_RECV || r->kind == RS__IO_SEND) && (r->flags & MSG_DONTWAIT);
 }
 

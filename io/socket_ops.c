@@ -14,6 +14,9 @@ static int check_buf(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* MSG_ERRQUEUE never waits (as in recv(2)); the kernel is told so with
+ * MSG_DONTWAIT, or else the ring, answered -EAGAIN, arms a poll for the
+ * socket's ordinary data and waits there. */
 ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
 {
     int rc = rs__checkpoint();
@@ -21,6 +24,8 @@ ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
         rc = check_buf(fd, buf, len);
     if (rc)
         return rc;
+    if (flags & MSG_ERRQUEUE)
+        flags |= MSG_DONTWAIT;
     return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags });
 }
 

@@ -279,14 +279,20 @@ static int recv_errqueue(void *arg)
     socklen_t len = sizeof self;
     RS_CHECK_EQ(bind(u, (struct sockaddr *)&self, sizeof self), 0);
     RS_CHECK_EQ(getsockname(u, (struct sockaddr *)&self, &len), 0);
+    char buf[64];
+    rs_scope *s;
+    /* Nothing at all pending: the kernel's own wait inside the ring (a poll
+     * armed after its -EAGAIN) must not happen either. */
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 2000 }, &s));
+    ssize_t rc = rs_recv(u, buf, sizeof buf, MSG_ERRQUEUE);
+    RS_CHECK_EQ(rs_scope_close(s), 0);
+    RS_CHECK_EQ(rc, -EAGAIN);
+
     /* Ordinary data pending: the socket is readable, its error queue empty. */
     RS_CHECK_EQ(sendto(u, "d", 1, 0, (struct sockaddr *)&self, sizeof self), 1);
     RS_CHECK(rs_poll(u, POLLIN, 2000) & POLLIN);
-
-    char buf[64];
-    rs_scope *s;
     RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 2000 }, &s));
-    ssize_t rc = rs_recv(u, buf, sizeof buf, MSG_ERRQUEUE);
+    rc = rs_recv(u, buf, sizeof buf, MSG_ERRQUEUE);
     RS_CHECK_EQ(rs_scope_close(s), 0);
     RS_CHECK_EQ(rc, -EAGAIN);
 
