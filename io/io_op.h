@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -54,14 +55,14 @@ typedef struct rs__io_req {
     void *buf;            /* read, write, recv, send; accept: the sockaddr */
     size_t len;
     uint64_t offset;      /* read, write */
-    int flags;            /* recv, send: MSG_*; accept: SOCK_* */
+    int flags;            /* recv, send: MSG_*, as the kernel gets them; accept: SOCK_* */
     socklen_t *addrlen;   /* accept */
+    bool single_attempt;  /* -EAGAIN is the answer, not a reason to wait (the caller's MSG_DONTWAIT) */
 } rs__io_req;
 
 /* Runs the operation (arguments already checked, caller past rs__checkpoint)
  * and returns its result; after -EAGAIN it waits for readiness and tries
- * again, unless a recv or send asked for a single attempt (MSG_DONTWAIT, or
- * a recv of MSG_ERRQUEUE, which never waits: see retry.c). */
+ * again, unless the request is a single attempt. */
 int rs__io_retrying(const rs__io_req *r);
 
 /* IORING_OP_CONNECT bounded by deadline_ns (0 = none): -ETIMEDOUT when it

@@ -18,14 +18,7 @@ static void prepare(struct io_uring_sqe *sqe, const rs__io_req *r)
 }
 
 /* Invariant: a retry waits for the readiness that can end the -EAGAIN, or
- * there is no retry. MSG_DONTWAIT asks for one attempt; rs_recv adds it to
- * MSG_ERRQUEUE, which never waits in recv(2) either (and whose readiness,
- * POLLERR, is not the POLLIN waited for here: retrying would spin). */
-static bool single_attempt(const rs__io_req *r)
-{
-    return (r->kind == RS__IO_RECV || r->kind == RS__IO_SEND) && (r->flags & MSG_DONTWAIT);
-}
-
+ * there is no retry (a single attempt). */
 int rs__io_retrying(const rs__io_req *r)
 {
     short events = r->kind == RS__IO_WRITE || r->kind == RS__IO_SEND ? POLLOUT : POLLIN;
@@ -37,7 +30,7 @@ int rs__io_retrying(const rs__io_req *r)
             return -EBUSY;
         prepare(sqe, r);
         int rc = rs__io_run(sqe, 0);
-        if (rc != -EAGAIN || single_attempt(r))
+        if (rc != -EAGAIN || r->single_attempt)
             return rc;
         rc = rs__io_wait_ready(r->fd, events);
         if (rc)

@@ -14,9 +14,11 @@ static int check_buf(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* MSG_ERRQUEUE never waits (as in recv(2)); the kernel is told so with
- * MSG_DONTWAIT, or else the ring, answered -EAGAIN, arms a poll for the
- * socket's ordinary data and waits there. */
+/* MSG_DONTWAIT asks for one attempt. MSG_ERRQUEUE never waits either (as in
+ * recv(2)); the kernel is told so with MSG_DONTWAIT, or else the ring,
+ * answered -EAGAIN, arms a poll for the socket's ordinary data and waits
+ * there. (Its readiness, POLLERR, is not the POLLIN the library would wait
+ * for: retrying would spin.) */
 ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
 {
     int rc = rs__checkpoint();
@@ -26,12 +28,22 @@ ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
         return rc;
     if (flags & MSG_ERRQUEUE)
         flags |= MSG_DONTWAIT;
-    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags });
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags,
+                                          .single_attempt = flags & MSG_DONTWAIT });
 }
 
 /* MSG_NOSIGNAL always: a peer that went away is -EPIPE for this call, never
  * a SIGPIPE for the whole process. With MSG_DONTWAIT, -EAGAIN is the answer
- * rather than a reason to wait. */
+ * rather than a reason to wait.
+ *
+ * Every attempt goes to the kernel with MSG_DONTWAIT, and the library waits
+ * for POLLOUT and sends again after -EAGAIN, so that each attempt starts from
+ * the caller's buffer. The ring's own retry (a poll armed after -EAGAIN)
+ * reuses the first attempt's message state, and an AF_UNIX datagram send
+ * consumes it before it finds the receiver's queue full: the retry then sent
+ * an empty datagram and reported 0. MSG_WAITALL keeps the ring's retry, which
+ * adds up the partial sends of a stream until all of buf is queued (with
+ * MSG_DONTWAIT the ring stops at the first partial send). */
 ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
 {
     int rc = rs__checkpoint();
@@ -39,8 +51,9 @@ ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
         rc = check_buf(fd, buf, len);
     if (rc)
         return rc;
+    int kernel_flags = flags | MSG_NOSIGNAL | (flags & MSG_WAITALL ? 0 : MSG_DONTWAIT);
     return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_SEND, .fd = fd, .buf = (void *)buf, .len = len,
-                                          .flags = flags | MSG_NOSIGNAL });
+                                          .flags = kernel_flags, .single_attempt = flags & MSG_DONTWAIT });
 }
 
 /* flags are accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC). A connection accepted

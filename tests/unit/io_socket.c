@@ -7,7 +7,10 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "io_support.h"
@@ -243,6 +246,69 @@ static int bad_arguments(void *arg)
 Test(io_socket, bad_arguments_and_descriptors)
 {
     RS_RUN_OK(bad_arguments, NULL);
+}
+
+/* A datagram sent while the receiver's queue is full waits for room and then
+ * goes out whole. (An AF_UNIX datagram send consumes its message before it
+ * finds the queue full; the ring's own retry then sent an empty datagram and
+ * reported 0.) With MSG_DONTWAIT the full queue is -EAGAIN. */
+typedef struct dgram_case {
+    int tx;
+    ssize_t result;
+} dgram_case;
+
+static int send_y(void *arg)
+{
+    dgram_case *c = arg;
+    c->result = rs_send(c->tx, "y", 1, 0);
+    return 0;
+}
+
+static int dgram_full_queue(void *arg)
+{
+    int sender_type_flags = *(int *)arg;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    /* An abstract address: nothing in the file system, unique per process. */
+    socklen_t addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                                    (size_t)snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1,
+                                                     "ringscope-dgram-%d", (int)getpid()));
+    int rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | sender_type_flags, 0);
+    RS_CHECK(rx >= 0 && tx >= 0);
+    RS_CHECK_EQ(bind(rx, (struct sockaddr *)&addr, addrlen), 0);
+    RS_CHECK_EQ(connect(tx, (struct sockaddr *)&addr, addrlen), 0);
+    int queued = 0;
+    while (send(tx, "x", 1, MSG_DONTWAIT) == 1)
+        queued++;
+    RS_CHECK(queued > 0);
+    RS_CHECK_EQ(rs_send(tx, "z", 1, MSG_DONTWAIT), -EAGAIN);
+
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 10000 }, &s));
+    dgram_case c = { .tx = tx };
+    rs_task *sender;
+    RS_CHECK_OK(rs_spawn(s, send_y, &c, NULL, &sender));
+    RS_CHECK_OK(rs_test_until_in_kernel(sender));
+    char buf[8];
+    for (int i = 0; i < queued; i++) {
+        RS_CHECK_EQ(recv(rx, buf, sizeof buf, MSG_DONTWAIT), 1);
+        RS_CHECK_EQ(buf[0], 'x');
+    }
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_EQ(c.result, 1);
+    RS_CHECK_EQ(rs_recv(rx, buf, sizeof buf, 0), 1);
+    RS_CHECK_EQ(buf[0], 'y');
+    RS_CHECK_EQ(recv(rx, buf, sizeof buf, MSG_DONTWAIT), -1); /* nothing else was sent */
+    RS_CHECK_OK(rs_close(tx));
+    RS_CHECK_OK(rs_close(rx));
+    return 0;
+}
+
+Test(io_socket, datagram_to_a_full_queue_waits_and_goes_out_whole)
+{
+    int blocking = 0, nonblocking = SOCK_NONBLOCK;
+    RS_RUN_OK(dgram_full_queue, &blocking);
+    RS_RUN_OK(dgram_full_queue, &nonblocking);
 }
 
 /* rs_read and rs_write work on sockets too. */
