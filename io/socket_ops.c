@@ -28,7 +28,11 @@ ssize_t rs_recv(int fd, void *buf, size_t len, int flags)
         return rc;
     if (flags & MSG_ERRQUEUE)
         flags |= MSG_DONTWAIT;
-    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags,
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_RECV,
+                                          .fd = fd,
+                                          .buf = buf,
+                                          .len = len,
+                                          .flags = flags,
                                           .single_attempt = flags & MSG_DONTWAIT });
 }
 
@@ -52,8 +56,12 @@ ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
     if (rc)
         return rc;
     int kernel_flags = flags | MSG_NOSIGNAL | (flags & MSG_WAITALL ? 0 : MSG_DONTWAIT);
-    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_SEND, .fd = fd, .buf = (void *)buf, .len = len,
-                                          .flags = kernel_flags, .single_attempt = flags & MSG_DONTWAIT });
+    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_SEND,
+                                          .fd = fd,
+                                          .buf = (void *)buf,
+                                          .len = len,
+                                          .flags = kernel_flags,
+                                          .single_attempt = flags & MSG_DONTWAIT });
 }
 
 /* flags are accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC). A connection accepted
@@ -70,8 +78,8 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         return -EINVAL;
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
         return -EINVAL;
-    return rs__io_retrying(&(rs__io_req){ .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen,
-                                          .flags = flags });
+    return rs__io_retrying(
+        &(rs__io_req){ .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen, .flags = flags });
 }
 
 /* The kernel keeps the connection attempt's state in the socket, so a
