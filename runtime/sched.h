@@ -135,11 +135,14 @@ static inline void rs__wait_init(rs__wait *w, rs__abort_fn abort)
 /* Suspends the calling task until the wait is woken. deadline_ns (monotonic,
  * 0 = none) arms a timer that aborts the wait with -ETIMEDOUT. The caller has
  * already checked for cancellation and queued w where a waker will find it.
- * Returns the result passed to rs__wait_wake (which also disarmed the timer). */
+ * Returns the result passed to rs__wait_wake (which also disarmed the timer).
+ * A wait that the caller's own setup already ended (woken before it parks)
+ * returns at once and arms nothing: only a wake disarms the deadline, and
+ * none would come, so the timer would fire into a returned call's frame. */
 static inline int rs__wait_park(rs__wait *w, int64_t deadline_ns)
 {
     rs_task *t = w->task;
-    if (deadline_ns > 0 && rs__wait_arm_deadline(w, deadline_ns) != 0 && w->abort)
+    if (deadline_ns > 0 && !w->woken && rs__wait_arm_deadline(w, deadline_ns) != 0 && w->abort)
         w->abort(w, -ENOMEM); /* no heap slot: fail the wait rather than wait forever */
     if (!w->woken) {
         t->waiting = w;

@@ -1,7 +1,14 @@
 /* The resource pool: min resources in the background, max with waiters,
  * timeouts, discard and re-creation, create errors to the right acquirer,
  * priority order, no barging, consistent stats, disposal at scope close. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
 #include "pool_support.h"
+#include "runtime/timer.h"
+#include "runtime/worker.h"
 
 typedef struct user_arg {
     rs_pool *pool;
@@ -243,6 +250,61 @@ static int create_fails(void *arg)
 Test(pool, create_error_goes_to_the_acquirer_and_the_pool_stays_usable, .timeout = 10)
 {
     RS_RUN_OK(create_fails, NULL);
+}
+
+/* The process's mapped address space now (VmSize), in bytes. */
+static size_t address_space_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    cr_assert(f);
+    char line[256];
+    size_t kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmSize:", 7) == 0)
+            kib = strtoull(line + 7, NULL, 10);
+    fclose(f);
+    cr_assert_gt(kib, 0);
+    return kib << 10;
+}
+
+/* The task that would run create cannot even be started (its stack cannot
+ * be mapped: the address space is capped for the call): the acquirer gets
+ * -ENOMEM at once, its time limit leaves no timer behind (one left armed
+ * would fire into the returned call's frame), and the pool stays usable. */
+static int create_cannot_start(void *arg)
+{
+    (void)arg;
+    static res_ctx ctx;
+    ctx = (res_ctx){ 0 };
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 1);
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    rs__worker *w = rs__worker_get();
+    uint32_t timers_before = rs__timer_count(&w->timers);
+    struct rlimit old, capped;
+    RS_CHECK_EQ(getrlimit(RLIMIT_AS, &old), 0);
+    capped = old;
+    capped.rlim_cur = (rlim_t)address_space_bytes() + (16u << 20); /* room for small allocations, not a stack */
+    RS_CHECK_EQ(setrlimit(RLIMIT_AS, &capped), 0);
+    rs_guard g = RS_GUARD_INIT;
+    int rc = rs_pool_acquire(p, &(rs_acquire_opts){ .timeout_ms = 50 }, &g);
+    RS_CHECK_EQ(setrlimit(RLIMIT_AS, &old), 0);
+    RS_CHECK_EQ(rc, -ENOMEM);
+    RS_CHECK(!rs_guard_held(&g));
+    RS_CHECK_EQ(rs__timer_count(&w->timers), timers_before);
+    RS_CHECK_EQ(ctx.create_calls, 0);
+    rs_pool_stats st = pool_stats(p);
+    RS_CHECK(st.total == 0 && st.creating == 0 && st.waiting == 0);
+    RS_CHECK_OK(rs_pool_acquire(p, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
+    RS_CHECK_OK(rs_guard_release(&g));
+    return 0;
+}
+
+Test(pool, a_creation_that_cannot_start_is_enomem_and_leaves_no_timer, .timeout = 10)
+{
+    /* Stacks large enough that the capped address space cannot hold one. */
+    int rc = rs_run(create_cannot_start, NULL, &(rs_runtime_opts){ .stack_size = (size_t)64 << 20 });
+    cr_assert_eq(rc, 0, "rs_run returned %d", rc);
 }
 
 static int error_to_the_right_waiter(void *arg)

@@ -118,3 +118,29 @@ Test(waitq, a_grant_wins_over_a_later_cancellation, .timeout = 10)
 {
     RS_RUN_OK(grant_then_cancel, NULL);
 }
+
+/* A wait that its own setup ended (a waiter granted an error while the call
+ * was still queueing it, as a pool whose creation could not start does)
+ * returns at once and leaves no deadline armed: a timer left behind would
+ * fire into the frame of a call that has returned. */
+static int ended_before_park(void *arg)
+{
+    (void)arg;
+    rs__waitq_init(&queue, NULL);
+    rs__worker *w = rs__worker_get();
+    uint32_t timers_before = rs__timer_count(&w->timers);
+    rs__waiter waiter = { .n = 1 };
+    rs__wait_init(&waiter.wait, NULL);
+    rs__waitq_insert(&queue, &waiter, 0);
+    rs__waitq_grant(&waiter, -ENOMEM);
+    RS_CHECK_EQ(rs__wait_park(&waiter.wait, rs__deadline_after_ms(50)), -ENOMEM);
+    RS_CHECK(!rs__timer_armed(&waiter.wait.deadline));
+    RS_CHECK_EQ(rs__timer_count(&w->timers), timers_before);
+    RS_CHECK_EQ(queue.len, 0u);
+    return 0;
+}
+
+Test(waitq, a_wait_ended_before_it_parks_arms_no_deadline, .timeout = 10)
+{
+    RS_RUN_OK(ended_before_park, NULL);
+}
