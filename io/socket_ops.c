@@ -1,6 +1,8 @@
 /* rs_recv, rs_send, rs_accept, rs_connect: socket operations of a task. */
 #include <ringscope/io.h>
 
+#include <fcntl.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "io/io_op.h"
@@ -82,15 +84,42 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         &(rs__io_req){ .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen, .flags = flags });
 }
 
-/* The kernel keeps the connection attempt's state in the socket, so a
- * cancelled connect leaves a socket that is only good for closing. */
-int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns)
+static int connect_once(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns,
+                        bool in_worker_thread)
 {
     struct io_uring_sqe *sqe = rs__uring_sqe();
     if (!sqe)
         return -EBUSY;
     io_uring_prep_connect(sqe, fd, addr, addrlen);
+    if (in_worker_thread)
+        sqe->flags |= IOSQE_ASYNC;
     return rs__io_run(sqe, deadline_ns);
+}
+
+/* The kernel keeps the connection attempt's state in the socket, so a
+ * cancelled connect leaves a socket that is only good for closing.
+ *
+ * An AF_UNIX socket with O_NONBLOCK whose listener's backlog is full gets
+ * -EAGAIN, where a blocking one waits for room; no readiness announces that
+ * room (such a socket polls writable all along), so the wait cannot be a
+ * poll. The connect is then made blocking: O_NONBLOCK is off while a second
+ * attempt waits in the kernel's worker thread (IOSQE_ASYNC), interrupted by
+ * a cancellation or the deadline, and is put back before the call returns.
+ * A socket that was blocking already keeps its -EAGAIN (nothing to wait for
+ * in a different way). */
+int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns)
+{
+    int rc = connect_once(fd, addr, addrlen, deadline_ns, false);
+    if (rc != -EAGAIN)
+        return rc;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || !(fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return -EAGAIN;
+    rc = rs__checkpoint(); /* a cancellation during the first attempt: start no second */
+    if (rc == 0)
+        rc = connect_once(fd, addr, addrlen, deadline_ns, true);
+    fcntl(fd, F_SETFL, fl);
+    return rc;
 }
 
 int rs_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)

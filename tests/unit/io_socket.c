@@ -311,6 +311,77 @@ Test(io_socket, datagram_to_a_full_queue_waits_and_goes_out_whole)
     RS_RUN_OK(dgram_full_queue, &nonblocking);
 }
 
+/* rs_connect of a non-blocking AF_UNIX socket to a listener whose backlog is
+ * full waits for room as a blocking one does (the kernel answers -EAGAIN
+ * there and announces no readiness), ends at a cancellation, and leaves the
+ * socket non-blocking as it found it. */
+typedef struct unix_connect_case {
+    int fd;
+    struct sockaddr_un addr;
+    socklen_t addrlen;
+    int result;
+    bool done;
+} unix_connect_case;
+
+static int connect_unix(void *arg)
+{
+    unix_connect_case *c = arg;
+    c->result = rs_connect(c->fd, (struct sockaddr *)&c->addr, c->addrlen);
+    c->done = true;
+    return 0;
+}
+
+static int unix_connect_full_backlog(void *arg)
+{
+    bool cancel = *(bool *)arg;
+    unix_connect_case c = { .addr = { .sun_family = AF_UNIX } };
+    c.addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                            (size_t)snprintf(c.addr.sun_path + 1, sizeof c.addr.sun_path - 1,
+                                             "ringscope-connect-%d", (int)getpid()));
+    int lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    RS_CHECK(lsn >= 0);
+    RS_CHECK_EQ(bind(lsn, (struct sockaddr *)&c.addr, c.addrlen), 0);
+    RS_CHECK_EQ(listen(lsn, 0), 0);
+    int filler = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    RS_CHECK_EQ(connect(filler, (struct sockaddr *)&c.addr, c.addrlen), 0); /* the backlog is now full */
+    c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    RS_CHECK(c.fd >= 0);
+
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 10000 }, &s));
+    rs_task *t;
+    RS_CHECK_OK(rs_spawn(s, connect_unix, &c, NULL, &t));
+    RS_CHECK_OK(rs_test_until_in_kernel(t));
+    RS_CHECK_OK(rs_sleep(50));
+    RS_CHECK(!c.done); /* still waiting for room, not -EAGAIN */
+    if (cancel) {
+        rs_task_cancel(t);
+    } else {
+        int conn = accept(lsn, NULL, NULL); /* the filler's: room for one more */
+        RS_CHECK(conn >= 0);
+        close(conn);
+    }
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_EQ(c.result, cancel ? -ECANCELED : 0);
+    RS_CHECK(fcntl(c.fd, F_GETFL) & O_NONBLOCK);
+    RS_CHECK_OK(rs_close(c.fd));
+    RS_CHECK_OK(rs_close(filler));
+    RS_CHECK_OK(rs_close(lsn));
+    return 0;
+}
+
+Test(io_socket, nonblocking_unix_connect_waits_for_room_in_the_backlog)
+{
+    bool cancel = false;
+    RS_RUN_OK(unix_connect_full_backlog, &cancel);
+}
+
+Test(io_socket, nonblocking_unix_connect_waiting_for_room_ends_at_a_cancellation)
+{
+    bool cancel = true;
+    RS_RUN_OK(unix_connect_full_backlog, &cancel);
+}
+
 /* rs_read and rs_write work on sockets too. */
 static int read_write_socket(void *arg)
 {
