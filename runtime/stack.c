@@ -184,6 +184,10 @@ rs__stack *rs__stack_get(rs__stack_pool *p, size_t size)
     size_t pg = page_size();
     if (size < RS_STACK_MIN)
         size = RS_STACK_MIN;
+    /* Rounding up, and the guard page above, must not wrap around to a small
+     * size; no address space holds such a stack anyway. */
+    if (size > SIZE_MAX / 2)
+        return NULL;
     size = (size + pg - 1) & ~(pg - 1);
     rs__stack_class *c = class_for(p, size);
     if (!c)

@@ -230,6 +230,25 @@ Test(task, spawn_options_are_accepted_and_clamped, .timeout = 10)
     RS_RUN_OK(spawn_options, NULL);
 }
 
+/* A stack no address space can hold is -ENOMEM, for one task or for every
+ * task of a runtime (rs_run's first task included); the runtime goes on. */
+static int impossible_stacks(void *arg)
+{
+    (void)arg;
+    size_t sizes[] = { SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2 + 1 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        RS_CHECK_EQ(rs_spawn(rs_current_scope(), named, NULL, &(rs_spawn_opts){ .stack_size = sizes[i] }, NULL),
+                    -ENOMEM);
+    RS_CHECK_OK(rs_spawn(rs_current_scope(), named, NULL, NULL, NULL));
+    return 0;
+}
+
+Test(task, a_stack_too_large_for_any_address_space_is_enomem, .timeout = 10)
+{
+    RS_RUN_OK(impossible_stacks, NULL);
+    cr_assert_eq(rs_run(named, NULL, &(rs_runtime_opts){ .stack_size = SIZE_MAX }), -ENOMEM);
+}
+
 static int ping_pong_count;
 
 static int ping_pong(void *arg)
