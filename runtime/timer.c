@@ -137,14 +137,20 @@ static rs__timer_handle *pop_top(rs__timer_heap *h)
 /* Drops every stale entry, rebuilds the heap (Floyd) and packs the FIFO:
  * O(n), run when stale entries outnumber live ones, so each disarm costs
  * O(1) amortized. */
+/* Drops the stale entries of the heap and the FIFO. h->stale goes down by
+ * what was dropped only: stale handles of a batch being fired are in
+ * neither (rs__timer_fire_due took them out) and stay counted until the
+ * batch frees them. */
 static void compact(rs__timer_heap *h)
 {
-    uint32_t n = 0;
+    uint32_t n = 0, dropped = 0;
     for (uint32_t i = 0; i < h->len; i++) {
-        if (h->slots[i].handle->timer)
+        if (h->slots[i].handle->timer) {
             h->slots[n++] = h->slots[i];
-        else
+        } else {
             handle_free(h, h->slots[i].handle);
+            dropped++;
+        }
     }
     h->len = n;
     if (n > 1)
@@ -153,13 +159,15 @@ static void compact(rs__timer_heap *h)
     uint32_t kept = 0;
     for (uint32_t i = 0; i < h->fifo_len; i++) {
         rs__timer_entry e = *fifo_at(h, i);
-        if (e.handle->timer)
+        if (e.handle->timer) {
             *fifo_at(h, kept++) = e;
-        else
+        } else {
             handle_free(h, e.handle);
+            dropped++;
+        }
     }
     h->fifo_len = kept;
-    h->stale = 0;
+    h->stale -= dropped;
 }
 
 /* Appends to the FIFO (the caller checked the order), doubling the ring when

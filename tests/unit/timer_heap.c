@@ -128,3 +128,38 @@ Test(timer_heap, in_order_and_out_of_order_deadlines_fire_in_order, .timeout = 1
     cr_assert_eq(rs__timer_count(&h), 0);
     rs__timer_heap_destroy(&h);
 }
+
+/* A fire that disarms the other due timers of its batch (a scope timeout
+ * waking its sleepers) may compact the heap in the middle of the batch:
+ * the batch's own stale handles stay counted until the batch drops them,
+ * so the count of armed timers ends at 0, not wrapped around. */
+static rs__timer_heap batch_heap;
+
+static void disarm_the_rest(rs__timer *t)
+{
+    if (t == &timers[0])
+        for (int i = 1; i < 100; i++)
+            rs__timer_disarm(&batch_heap, &timers[i]);
+}
+
+Test(timer_heap, a_compaction_during_a_firing_batch_keeps_the_counts, .timeout = 10)
+{
+    cr_assert_eq(rs__timer_heap_init(&batch_heap), 0);
+    for (int i = 0; i < 100; i++) {
+        rs__timer_init(&timers[i], disarm_the_rest);
+        cr_assert_eq(rs__timer_arm(&batch_heap, &timers[i], 10 + i), 0);
+    }
+    cr_assert_eq(rs__timer_fire_due(&batch_heap, 1000, UINT32_MAX), 1);
+    cr_assert_eq(batch_heap.stale, 0);
+    cr_assert_eq(rs__timer_count(&batch_heap), 0);
+    cr_assert_eq(rs__timer_next_deadline(&batch_heap), INT64_MAX);
+    /* And it goes on working. */
+    rs__timer_init(&timers[0], record_fire);
+    armed_at[0] = 5;
+    nfired = 0;
+    cr_assert_eq(rs__timer_arm(&batch_heap, &timers[0], 5), 0);
+    cr_assert_eq(rs__timer_count(&batch_heap), 1);
+    cr_assert_eq(rs__timer_fire_due(&batch_heap, 1000, UINT32_MAX), 1);
+    cr_assert_eq(nfired, 1);
+    rs__timer_heap_destroy(&batch_heap);
+}
