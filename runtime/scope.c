@@ -387,7 +387,7 @@ void rs__scope_task_finished(rs_scope *s, rs_task *t, bool was_cancelled)
     s->running--;
     if (s->pending_head)
         start_next_pending(s);
-    if (!t->detached) {
+    if (!t->detached && !t->joined) {
         t->scope_next = s->finished;
         if (s->finished)
             s->finished->scope_prev = t;

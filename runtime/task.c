@@ -52,6 +52,21 @@ void rs__task_free_cache(rs__worker *w)
 
 /* ------------------------------------------------------------ running */
 
+/* t has finished (its result is set). A joiner waiting for it takes the
+ * record over: the scope then keeps no handle, so closing the scope before
+ * the woken joiner runs cannot recycle the record under it. */
+static void task_finished(rs_task *t, bool was_cancelled)
+{
+    t->state = RS_TASK_DONE;
+    if (t->joiner) {
+        rs__wait *j = t->joiner;
+        t->joiner = NULL;
+        t->joined = true;
+        rs__wait_wake(j, 0);
+    }
+    rs__scope_task_finished(t->scope, t, was_cancelled);
+}
+
 static void task_main(void *arg)
 {
     rs_task *t = arg;
@@ -69,13 +84,7 @@ static void task_main(void *arg)
 
     bool was_cancelled = rs__task_cancelled(t);
     t->result = result;
-    t->state = RS_TASK_DONE;
-    if (t->joiner) {
-        rs__wait *j = t->joiner;
-        t->joiner = NULL;
-        rs__wait_wake(j, 0);
-    }
-    rs__scope_task_finished(t->scope, t, was_cancelled);
+    task_finished(t, was_cancelled);
     rs__switch_exit(w);
 }
 
@@ -99,10 +108,10 @@ void rs__task_start_pending(rs_task *t)
     rs__worker *w = t->worker;
     int rc = task_launch(w, t, t->pending_stack_size);
     if (rc) {
-        /* No stack: the task ends with -ENOMEM without running. */
+        /* No stack: the task ends with -ENOMEM without running (a joiner
+         * waiting for it is woken with that result). */
         t->result = rc;
-        t->state = RS_TASK_DONE;
-        rs__scope_task_finished(t->scope, t, false);
+        task_finished(t, false);
         if (t->detached)
             task_free(w, t);
     }
@@ -207,6 +216,8 @@ int rs_task_join(rs_task *t, int *result)
         return -EINVAL;
     if (t == w->current)
         return -EDEADLK;
+    if (t->joined)
+        return -EBUSY; /* another join has it and is about to return */
     if (t->state != RS_TASK_DONE) {
         if (t->joiner)
             return -EBUSY; /* one joiner at a time: the handle dies when join returns */
@@ -214,17 +225,26 @@ int rs_task_join(rs_task *t, int *result)
             return -ECANCELED;
         join_wait jw = { .target = t };
         rs__wait_init(&jw.wait, join_wait_abort);
+        /* Whoever wakes us has cleared t->joiner (GCC cannot see that, hence
+         * the pragma). After an abort t is not touched again: it may have
+         * finished and been recycled with its scope meanwhile. After a wake
+         * by its finish, t is ours (joined). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
         t->joiner = &jw.wait;
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
         int rc = rs__wait_park(&jw.wait, 0);
-        /* Cleared already by whoever woke us (the finishing task or the
-         * abort); said again so that no path leaves a pointer to this frame. */
-        t->joiner = NULL;
         if (rc)
             return rc;
     }
     if (result)
         *result = t->result;
-    rs__scope_forget_finished(t->scope, t);
+    if (!t->joined)
+        rs__scope_forget_finished(t->scope, t);
     task_free(w, t);
     return 0;
 }

@@ -41,6 +41,7 @@ struct rs_task {
         uint16_t slow_paths;      /* either of the above: one test on rs_yield's fast path */
     };
     bool detached;               /* spawned with out == NULL: reclaimed when finished */
+    bool joined;                 /* finished while joined: the joiner owns the record, the scope keeps no handle */
     uint32_t shield_depth;       /* shielded scopes this task has entered */
     int priority;                /* for max_concurrency */
     rs_scope *scope;             /* spawned into */

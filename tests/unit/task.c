@@ -206,6 +206,92 @@ Test(task, handles_stay_valid_until_join_or_close, .timeout = 10)
     RS_RUN_OK(handles_until_close, NULL);
 }
 
+/* A join that has started keeps its handle even when the task's scope is
+ * closed between the task's end and the joiner's next run: the joiner gets
+ * the result, and the record is freed once (two later spawns get two
+ * records). A second join meanwhile is -EBUSY, not a second free. */
+static rs_task *joined_target;
+
+static int yield_then_42(void *arg)
+{
+    (void)arg;
+    RS_CHECK_OK(rs_yield());
+    return 42;
+}
+
+static int join_target(void *arg)
+{
+    int *out = arg;
+    return rs_task_join(joined_target, out);
+}
+
+static int parked(void *arg)
+{
+    (void)arg;
+    return rs_sleep(INT64_MAX / 2) == -ECANCELED ? 0 : -1;
+}
+
+static int join_across_close(void *arg)
+{
+    (void)arg;
+    rs_scope *root = rs_current_scope(), *a;
+    RS_CHECK_OK(rs_scope_open(NULL, &a));
+    RS_CHECK_OK(rs_spawn(a, yield_then_42, NULL, NULL, &joined_target)); /* run queue: target */
+    int result = -1;
+    rs_task *joiner;
+    RS_CHECK_OK(rs_spawn(root, join_target, &result, NULL, &joiner)); /* target, joiner */
+    RS_CHECK_OK(rs_yield()); /* the target yields, the joiner parks in its join */
+    RS_CHECK_OK(rs_yield()); /* the target finishes and wakes the joiner, which has not run yet */
+    RS_CHECK_EQ(rs_task_join(joined_target, NULL), -EBUSY);
+    RS_CHECK_OK(rs_scope_close(a)); /* nothing left to wait for */
+    int joiner_rc = -1;
+    RS_CHECK_OK(rs_task_join(joiner, &joiner_rc));
+    RS_CHECK_EQ(joiner_rc, 0);
+    RS_CHECK_EQ(result, 42);
+    rs_task *x, *y;
+    RS_CHECK_OK(rs_spawn(rs_current_scope(), parked, NULL, NULL, &x));
+    RS_CHECK_OK(rs_spawn(rs_current_scope(), parked, NULL, NULL, &y));
+    RS_CHECK(x != y);
+    rs_task_cancel(x);
+    rs_task_cancel(y);
+    RS_CHECK_OK(rs_task_join(x, NULL));
+    RS_CHECK_OK(rs_task_join(y, NULL));
+    return 0;
+}
+
+Test(task, a_join_in_progress_survives_the_close_of_the_tasks_scope, .timeout = 10)
+{
+    RS_RUN_OK(join_across_close, NULL);
+}
+
+/* A task waiting for a max_concurrency slot whose stack then cannot be had
+ * ends with -ENOMEM without running, and a join waiting for it returns. */
+static int never_runs(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static int join_unstartable(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .max_concurrency = 1, .keep_going = true }, &s));
+    RS_CHECK_OK(rs_spawn(s, yield_then_42, NULL, NULL, NULL)); /* takes the one slot */
+    rs_task *t;
+    RS_CHECK_OK(rs_spawn(s, never_runs, NULL, &(rs_spawn_opts){ .stack_size = SIZE_MAX / 2 + 1 }, &t));
+    int r = 0;
+    RS_CHECK_OK(rs_task_join(t, &r)); /* parks until the slot frees and the start fails */
+    RS_CHECK_EQ(r, -ENOMEM);
+    RS_CHECK_EQ(rs_scope_close(s), -ENOMEM); /* the scope's first error */
+    return 0;
+}
+
+Test(task, a_join_of_a_pending_task_that_cannot_start_returns, .timeout = 10)
+{
+    RS_RUN_OK(join_unstartable, NULL);
+}
+
 static int named(void *arg)
 {
     (void)arg;
