@@ -184,6 +184,11 @@ int rs_scope_close(rs_scope *s)
     s->closing = true;
     rs__scope_wait_empty(s);
     run_defers_and_dispose(s);
+    /* Scopes a deferred function opened and left open are closed for it (they
+     * wait for their tasks), as a returning task's are: skipping them would
+     * orphan their tasks. */
+    while (t->cur_scope != s)
+        rs_scope_close(t->cur_scope);
     /* The task leaves s only now: deferred functions still ran inside it. */
     t->cur_scope = s->parent;
     if (s->shield)

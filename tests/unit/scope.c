@@ -498,6 +498,35 @@ Test(scope, scopes_a_task_leaves_open_are_closed_when_it_ends, .timeout = 10)
     RS_RUN_OK(forgotten_close, NULL);
 }
 
+/* A scope a deferred function opens and leaves open is closed for it before
+ * the scope whose close ran the function: its tasks are waited for, and the
+ * closing task is back in the parent scope afterwards. */
+static void opens_a_scope_and_spawns(void *arg)
+{
+    (void)arg;
+    rs_scope *inner;
+    if (rs_scope_open(NULL, &inner) == 0)
+        rs_spawn(inner, short_sleep, NULL, NULL, NULL);
+}
+
+static int defer_opens(void *arg)
+{
+    (void)arg;
+    finished = 0;
+    rs_scope *root = rs_current_scope(), *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_scope_defer(s, opens_a_scope_and_spawns, NULL));
+    RS_CHECK_OK(rs_scope_close(s));
+    RS_CHECK_EQ(finished, 1);
+    RS_CHECK(rs_current_scope() == root);
+    return 0;
+}
+
+Test(scope, scopes_a_deferred_function_leaves_open_are_closed_with_its_scope, .timeout = 10)
+{
+    RS_RUN_OK(defer_opens, NULL);
+}
+
 static int current_scope(void *arg)
 {
     (void)arg;
