@@ -15,8 +15,11 @@
  *
  * Every grant is its own lease with its own token: exclusive/write grants use
  * the lock's owner (one at a time per key on this thread, so a same-owner
- * re-acquire can never merge two of them), read grants the owner plus "#r<n>"
- * so that tasks sharing one lock object hold separate read leases. */
+ * re-acquire can never merge two of them), read grants the owner plus "#r"
+ * and 64 random bits, so that tasks sharing one lock object, lock objects
+ * sharing an owner id, and processes sharing one all hold separate read
+ * leases (a number counted per object would repeat across objects, and the
+ * store would take the second reader for the first refreshing its lease). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +171,7 @@ static int prepare(dlock *l, rs_lock_mode mode, lease **ls_out, rs__grant **gr_o
         return -ENOMEM;
     }
     if (mode == RS_LOCK_READ)
-        snprintf(ls->owner, sizeof ls->owner, "%s#r%llu", l->owner, (unsigned long long)++l->read_seq);
+        snprintf(ls->owner, sizeof ls->owner, "%s#r%016llx", l->owner, (unsigned long long)rs__dlock_random());
     else
         strcpy(ls->owner, l->owner);
     *ls_out = ls;

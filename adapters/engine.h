@@ -47,7 +47,7 @@
 #define RS__DLOCK_TTL_DEFAULT 30000
 #define RS__DLOCK_BACKOFF_MIN_MS 5
 #define RS__DLOCK_BACKOFF_MAX_MS 200 /* a waiting writer refreshes its intent this often: << RS__STORE_INTENT_MS */
-/* Read grants get their own store owner: the lock's owner + "#r" + a number. */
+/* Read grants get their own store owner: the lock's owner + "#r" + 16 hex digits. */
 #define RS__DLOCK_OWNER_MAX (RS__STORE_OWNER_MAX - 24)
 
 typedef struct dkey dkey;
@@ -93,7 +93,6 @@ struct dlock {
     unsigned readers;            /* its live read grants */
     rs__grant *excl;             /* its live exclusive/write grant */
     rs__grant_list held;         /* every live grant, for disposal */
-    uint64_t read_seq;           /* numbers read grants' owners */
     char owner[RS__DLOCK_OWNER_MAX + 1];
 };
 

@@ -531,6 +531,34 @@ ENGINE_TEST(tasks_sharing_a_lock_object_get_their_own_grants, 10)
     return 0;
 }
 
+/* Two lock objects given the same owner id (two handles in one process, or
+ * two processes of one service) still hold separate read grants: their own
+ * leases and tokens, and a writer stays out until both are released. */
+ENGINE_TEST(read_grants_of_objects_sharing_an_owner_stay_apart, 10)
+{
+    rs_lock *a, *b, *w;
+    rs_lock_opts o = { .store = e->st, .key = "same-owner", .ttl_ms = LONG_TTL, .allow_multiple_readers = true,
+                       .owner = "svc" };
+    RS_CHECK_OK(rs_lock_new(NULL, &o, &a));
+    RS_CHECK_OK(rs_lock_new(NULL, &o, &b));
+    RS_CHECK_OK(new_lock(e, "same-owner", LONG_TTL, true, &w));
+    rs_guard ga = RS_GUARD_INIT, gb = RS_GUARD_INIT, gw = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_read(a, NULL, &ga));
+    RS_CHECK_OK(rs_lock_read(b, NULL, &gb));
+    RS_CHECK(rs_guard_token(&gb) > rs_guard_token(&ga));
+    rs_lock_info info;
+    RS_CHECK_OK(rs_store_inspect(e->st, "same-owner", &info));
+    RS_CHECK_EQ(info.holders, 2);
+    RS_CHECK_OK(rs_guard_release(&ga));
+    RS_CHECK_OK(rs_store_inspect(e->st, "same-owner", &info));
+    RS_CHECK_EQ(info.holders, 1);
+    RS_CHECK_EQ(rs_lock_try_write(w, &gw), -EBUSY);
+    RS_CHECK_OK(rs_guard_release(&gb));
+    RS_CHECK_OK(rs_lock_try_write(w, &gw));
+    RS_CHECK_OK(rs_guard_release(&gw));
+    return 0;
+}
+
 /* ------------------------------------------------------------ objects and stores */
 
 ENGINE_TEST(store_close_is_busy_while_locks_use_it, 10)
