@@ -74,6 +74,26 @@ static void withdraw_intent(dlock *l, dwaiter *dw, const lease *ls)
     dw->intent = dw->unsure = false;
 }
 
+static void give_back(dlock *l, const lease *ls, rs_lock_mode mode);
+
+/* Whether a grant the store just made is an old lease of this thread's: one
+ * the engine gave up as lost (renewal failed, or could not be scheduled)
+ * while the store kept it, so that this exclusive/write attempt, under the
+ * same owner, was answered as a same-owner refresh with the old token. A
+ * lost lease is never taken back: it is given back and the caller tries
+ * again, which then gets a new grant with a larger token. (Read grants have
+ * owners of their own and are never refreshes.) */
+static bool taken_back(dlock *l, rs_lock_mode mode, uint64_t token)
+{
+    if (mode == RS_LOCK_READ || token > l->dk->top_token)
+        return false;
+    rs__shield sh;
+    rs__shield_enter(&sh, l->st);
+    l->st->ops->release(l->st, l->dk->key, mode, l->owner);
+    rs__shield_leave(&sh);
+    return true;
+}
+
 static bool my_turn(const dkey *dk, const dwaiter *dw)
 {
     return rs__waitq_head(&dk->q) == &dw->w && rs__dkey_eligible(dk) && (!dk->contender || dk->contender == dw);
@@ -99,6 +119,8 @@ static int attempt(dlock *l, dwaiter *dw, const lease *ls, int64_t deadline, int
     unsigned seen = dk->changes;
     *send = rs__clock_ns();
     int rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, flags, &res);
+    if (rc == 0 && taken_back(l, mode, res.token))
+        return -EAGAIN;
     if (rc == 0) {
         *token = res.token;
         return 0;
@@ -193,6 +215,8 @@ static void install(dlock *l, lease *ls, rs__grant *gr, rs_lock_mode mode, uint6
     gr->n = mode;
     gr->data = ls;
     gr->token = token;
+    if (token > l->dk->top_token)
+        l->dk->top_token = token;
     rs__lease_start(ls, gr, send);
 }
 
@@ -302,6 +326,10 @@ static int dl_try_acquire(rs_lock *base, rs_lock_mode mode, rs_guard *g)
     rs__store_grant res = { 0, -1 };
     int64_t send = rs__clock_ns();
     rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, 0, &res);
+    if (rc == 0 && taken_back(l, mode, res.token)) {
+        send = rs__clock_ns();
+        rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, 0, &res); /* the lost one is gone now */
+    }
     if (rc != 0 && rc != -EBUSY && l->st->ops->suspends)
         give_back(l, ls, mode); /* no answer: it may have been granted */
     if (rc == 0 && l->disposing) {

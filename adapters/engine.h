@@ -67,6 +67,7 @@ struct dkey {
     rs__store_watch watch;       /* registered while watching */
     bool watching;
     unsigned changes;            /* store wake-ups seen (watch.changed calls) */
+    uint64_t top_token;          /* the largest token granted here: a grant at or below it is an old lease */
     size_t key_len;
     char key[];                  /* full key: prefix + user key */
 };

@@ -208,6 +208,10 @@ int rs__timer_arm(rs__timer_heap *h, rs__timer *t, int64_t deadline)
 {
     if (t->handle)
         rs__timer_disarm(h, t);
+    if (__builtin_expect(h->arm_refusals > 0, 0)) {
+        h->arm_refusals--;
+        return -ENOMEM;
+    }
     rs__timer_handle *hd = handle_alloc(h);
     if (!hd)
         return -ENOMEM;

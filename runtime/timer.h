@@ -50,6 +50,7 @@ typedef struct rs__timer_heap {
     rs__timer_handle *free;       /* handle pool */
     void **chunks;                /* handle allocations, freed with the heap */
     uint32_t nchunks, cap_chunks;
+    uint32_t arm_refusals;        /* tests: the next this many arms fail with -ENOMEM, as without memory */
 } rs__timer_heap;
 
 static inline void rs__timer_init(rs__timer *t, void (*fire)(rs__timer *))

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "runtime/worker.h"
 
 #define LONG_TTL 30000
 
@@ -556,6 +557,37 @@ ENGINE_TEST(read_grants_of_objects_sharing_an_owner_stay_apart, 10)
     RS_CHECK_OK(rs_guard_release(&gb));
     RS_CHECK_OK(rs_lock_try_write(w, &gw));
     RS_CHECK_OK(rs_guard_release(&gw));
+    return 0;
+}
+
+/* A lease the engine gives up while the store still has it (here its
+ * renewal timer cannot be re-armed: no memory) is lost for good. The next
+ * acquire of the same lock object, the same owner to the store, must not
+ * take that lease back as a same-owner refresh with its old token: it gets
+ * a new grant with a larger token, and the old guard stays lost. */
+ENGINE_TEST(a_lease_lost_while_the_store_keeps_it_is_not_taken_back, 10)
+{
+    rs_lock *l;
+    RS_CHECK_OK(new_lock(e, "relost", 300, false, &l));
+    rs_guard old = RS_GUARD_INIT, fresh = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_acquire(l, NULL, &old));
+    uint64_t t1 = rs_guard_token(&old);
+    rs__worker_get()->timers.arm_refusals = 1; /* the re-arm after the first renewal */
+    RS_CHECK_OK(rs_signal_wait(rs_guard_lost(&old), 0)); /* no limit of its own: that would arm a timer */
+    RS_CHECK_EQ(rs_signal_reason(rs_guard_lost(&old)), -ENOLCK);
+    rs_lock_info info;
+    RS_CHECK_OK(rs_store_inspect(e->st, "relost", &info)); /* the store still has it */
+    RS_CHECK_EQ(info.token, t1);
+    RS_CHECK_OK(rs_lock_acquire(l, &(rs_acquire_opts){ .timeout_ms = 2000 }, &fresh));
+    RS_CHECK(rs_guard_token(&fresh) > t1);
+    RS_CHECK(!rs_guard_held(&old));
+    RS_CHECK_OK(rs_store_inspect(e->st, "relost", &info));
+    RS_CHECK_EQ(info.token, rs_guard_token(&fresh));
+    RS_CHECK_EQ(info.holders, 1);
+    RS_CHECK_EQ(rs_guard_release(&old), -ENOLCK);
+    RS_CHECK(rs_guard_held(&fresh));
+    RS_CHECK_OK(rs_guard_release(&fresh));
+    RS_CHECK_EQ(rs_store_inspect(e->st, "relost", &info), -ENOENT);
     return 0;
 }
 
