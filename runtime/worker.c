@@ -65,7 +65,10 @@ static int setup_ring(rs__worker *w, unsigned entries)
         struct io_uring_params p;
         memset(&p, 0, sizeof p);
         p.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
-        p.cq_entries = entries * 8;
+        /* Computed wide: a product past 32 bits would wrap to a queue the
+         * kernel refuses; with CLAMP it cuts anything large to its maximum. */
+        uint64_t cq = (uint64_t)entries * 8;
+        p.cq_entries = cq > UINT32_MAX ? UINT32_MAX : (uint32_t)cq;
         rc = io_uring_queue_init_params(entries, &w->ring, &p);
         if (rc == 0) {
             w->ring_flags = p.flags;

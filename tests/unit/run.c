@@ -128,6 +128,17 @@ Test(run, accepts_ring_and_stack_options, .timeout = 10)
     cr_assert_eq(rs_run(check_options, NULL, &(rs_runtime_opts){ .ring_entries = 8, .stack_size = 64 * 1024 }), 0);
 }
 
+/* The kernel clamps a ring of any size to its maximum (the completion queue
+ * too), so no value makes rs_run fail, even where 8 x ring_entries passes
+ * 32 bits. */
+Test(run, any_ring_size_is_clamped, .timeout = 10)
+{
+    static const unsigned sizes[] = { 1, 100000, 0x1fffffffu, 0x20000000u, 0x80000000u, 0xe0000800u, 0xffffffffu };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        cr_expect_eq(rs_run(check_options, NULL, &(rs_runtime_opts){ .ring_entries = sizes[i] }), 0, "ring_entries %#x",
+                     sizes[i]);
+}
+
 Test(run, blocking_calls_outside_a_task_are_eperm, .timeout = 10)
 {
     cr_assert_eq(rs_yield(), -EPERM);
