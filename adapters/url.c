@@ -186,6 +186,7 @@ static int parse(const char *text, rs__url *u, sink *k)
     p++;
 
     const char *q = strchr(p, '?');
+    u->has_query = q != NULL;
     const char *rest_end = q ? q : p + strlen(p);
     if (rest_end - p >= 2 && p[0] == '/' && p[1] == '/') {
         u->has_authority = true;

@@ -36,6 +36,7 @@ typedef struct rs__url {
     bool host_is_ipv6;     /* host came in brackets */
     int port;              /* 0 when absent */
     char *path;            /* NULL when absent or empty */
+    bool has_query;        /* a '?' was present, even with nothing after it */
     rs__url_param *params; /* the query, in order */
     size_t nparams;
     char *buf_;            /* the allocation behind every string */

@@ -597,7 +597,7 @@ static void mem_unwatch(rs_store *st, rs__store_watch *w)
 static int mem_open(rs_store *st, const rs__url *url)
 {
     /* "memory:" and nothing else: there is no server, database or option. */
-    if (url->has_authority || url->path || url->nparams)
+    if (url->has_authority || url->path || url->has_query)
         return -EINVAL;
     st->impl = NULL;
     return 0;

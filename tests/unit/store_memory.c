@@ -19,7 +19,7 @@ Test(store_memory, open_forms, .timeout = 5)
     cr_assert_eq(rs_store_close(st), 0);
 
     static const char *const bad[] = {
-        "memory",       "memory://",   "memory://host", "memory:x", "memory:?a=b",
+        "memory",       "memory://",   "memory://host", "memory:x", "memory:?a=b", "memory:?", "memory:?&&",
         "nosuch://h:1", "unknown:",    "redis://",      "",         "://",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
