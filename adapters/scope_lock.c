@@ -15,6 +15,7 @@
 #include <ringscope/sync.h>
 
 #include "adapters/engine.h"
+#include "runtime/scope.h"
 #include "runtime/task.h"
 
 static const rs_acquire_opts no_opts;
@@ -38,8 +39,9 @@ int rs_scope_acquire_lock(rs_scope *s, const char *key, int64_t ttl_ms, const rs
     int rc = rs__checkpoint();
     if (rc)
         return rc;
-    if (!s)
-        s = w->current->cur_scope;
+    rc = rs__owner_scope(&s); /* -EPERM for a scope of another runtime */
+    if (rc)
+        return rc;
     rs_store *st = rs__scope_store(s);
     if (!st)
         st = rs__store_default();

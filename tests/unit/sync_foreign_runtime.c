@@ -116,6 +116,7 @@ static int intruder(void *arg)
     rc[n++] = rs_lock_new(sh->scope, NULL, &l);
     rc[n++] = rs_sem_new(sh->scope, 1, &s);
     rc[n++] = rs_pool_new(sh->scope, &pool_opts, &p);
+    rc[n++] = rs_scope_acquire_lock(sh->scope, "foreign-scope-lock", 1000, NULL, &g);
     for (int i = 0; i < n; i++)
         if (rc[i] != -EPERM)
             cr_expect_fail("call %d returned %d (%s), not -EPERM", i, rc[i], rs_strerror(rc[i]));
