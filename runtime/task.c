@@ -76,13 +76,15 @@ static void task_main(void *arg)
 #endif
 
     int result = t->fn(t->arg);
+    /* Whether it was cancelled when it returned: before the closes below
+     * take it out of a cancelled scope it left open. */
+    bool was_cancelled = rs__task_cancelled(t);
 
     /* Scopes the task opened and did not close are closed for it (they wait
      * for their tasks), so a forgotten close cannot orphan tasks. */
     while (t->cur_scope != t->scope)
         rs_scope_close(t->cur_scope);
 
-    bool was_cancelled = rs__task_cancelled(t);
     t->result = result;
     task_finished(t, was_cancelled);
     rs__switch_exit(w);

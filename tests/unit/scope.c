@@ -527,6 +527,43 @@ Test(scope, scopes_a_deferred_function_leaves_open_are_closed_with_its_scope, .t
     RS_RUN_OK(defer_opens, NULL);
 }
 
+/* A task cancelled through a scope it opened, returning -ECANCELED without
+ * closing that scope, was cancelled when it returned: no error, its sibling
+ * goes on, and the scope they share closes with 0. */
+static int cancelled_inside_an_open_scope(void *arg)
+{
+    (void)arg;
+    rs_scope *inner;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 10 }, &inner));
+    int rc = rs_sleep(10000);
+    return rc == -ECANCELED ? rc : -1; /* and leaves inner open */
+}
+
+static int sibling_sleeps(void *arg)
+{
+    int *rc = arg;
+    *rc = rs_sleep(100);
+    return 0;
+}
+
+static int leaves_cancelled_scope_open(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    int sibling_rc = -1;
+    RS_CHECK_OK(rs_spawn(s, cancelled_inside_an_open_scope, NULL, NULL, NULL));
+    RS_CHECK_OK(rs_spawn(s, sibling_sleeps, &sibling_rc, NULL, NULL));
+    RS_CHECK_EQ(rs_scope_close(s), 0);
+    RS_CHECK_EQ(sibling_rc, 0);
+    return 0;
+}
+
+Test(scope, ecanceled_from_a_cancelled_scope_left_open_is_no_error, .timeout = 10)
+{
+    RS_RUN_OK(leaves_cancelled_scope_open, NULL);
+}
+
 static int current_scope(void *arg)
 {
     (void)arg;
