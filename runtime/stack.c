@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "runtime/stack.h"
 
+#include "runtime/sanitizer.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +84,29 @@ static size_t colour_offset(rs__stack_pool *p, size_t size)
     return (p->next_colour++ * COLOUR_STRIDE % colours) * COLOUR_STEP;
 }
 
+/* Stack memory in and out of the address space. Under ASan its shadow is
+ * cleared both ways: the frames of a finished task never return and leave
+ * poisoned red zones behind, which an munmap does not clear, so another
+ * runtime's mmap of the same addresses would find them under its new
+ * headers (a false stack-buffer-underflow). */
+static void *map_stack_memory(size_t len)
+{
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+#ifdef RS_ASAN
+    if (m != MAP_FAILED)
+        ASAN_UNPOISON_MEMORY_REGION(m, len);
+#endif
+    return m;
+}
+
+static void unmap_stack_memory(void *m, size_t len)
+{
+#ifdef RS_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(m, len);
+#endif
+    munmap(m, len);
+}
+
 static rs__stack *header_at(rs__stack_pool *p, char *base, size_t size)
 {
     rs__stack *s = (rs__stack *)(base + size - sizeof(rs__stack) - colour_offset(p, size));
@@ -137,12 +162,11 @@ static bool remember_slab(rs__stack_pool *p, void *base, size_t len)
 static rs__stack *new_guarded(rs__stack_pool *p, size_t size)
 {
     size_t guard = page_size();
-    char *map = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    char *map = map_stack_memory(size + guard);
     if (map == MAP_FAILED)
         return NULL;
     if (mprotect(map, guard, PROT_NONE) != 0) {
-        munmap(map, size + guard);
+        unmap_stack_memory(map, size + guard);
         return NULL;
     }
     rs__stack *s = header_at(p, map + guard, size);
@@ -160,12 +184,11 @@ static rs__stack *new_from_slab(rs__stack_pool *p, rs__stack_class *c)
     if (n > SLAB_MAX_STACKS)
         n = SLAB_MAX_STACKS;
     size_t len = n * c->size;
-    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
+    char *map = map_stack_memory(len);
     if (map == MAP_FAILED)
         return NULL;
     if (!remember_slab(p, map, len)) {
-        munmap(map, len);
+        unmap_stack_memory(map, len);
         return NULL;
     }
     /* No guard pages here: a task overflowing a slab stack writes into the
@@ -262,7 +285,7 @@ static void unmap_guarded_list(rs__stack *s)
     while (s) {
         rs__stack *next = s->next;
         if (s->guarded) {
-            munmap(s->low - pg, s->size + pg);
+            unmap_stack_memory(s->low - pg, s->size + pg);
             atomic_fetch_sub_explicit(&guarded_in_process, 1, memory_order_relaxed);
         }
         s = next;
@@ -277,7 +300,7 @@ void rs__stack_pool_destroy(rs__stack_pool *p)
         unmap_guarded_list(p->classes[i].cold);
     }
     for (size_t i = 0; i < p->nslabs; i += 2)
-        munmap(p->slabs[i], (size_t)p->slabs[i + 1]);
+        unmap_stack_memory(p->slabs[i], (size_t)p->slabs[i + 1]);
     free(p->slabs);
     free(p->classes);
     memset(p, 0, sizeof *p);

@@ -110,6 +110,44 @@ Test(run, refuses_a_nested_runtime_on_the_same_thread, .timeout = 10)
     RS_RUN_OK(nested_run, NULL);
 }
 
+/* Two threads, each starting runtime after runtime, each runtime spawning a
+ * few tasks that suspend: stacks are unmapped by one runtime and mapped
+ * again at the same addresses by the other. (Under ASan a stack's shadow
+ * must be clean whichever runtime last used the memory.) */
+static int sleeper(void *arg)
+{
+    (void)arg;
+    return rs_sleep(1);
+}
+
+static int spawns_sleepers(void *arg)
+{
+    long n = (long)arg;
+    for (long i = 0; i < n; i++)
+        RS_CHECK_OK(rs_spawn(rs_current_scope(), sleeper, NULL, NULL, NULL));
+    return 0;
+}
+
+static void *runtimes_in_a_row(void *arg)
+{
+    long failures = 0, offset = (long)arg;
+    for (long i = 0; i < 50; i++)
+        if (rs_run(spawns_sleepers, (void *)(i % 7 + 1 + offset), NULL) != 0)
+            failures++;
+    return (void *)failures;
+}
+
+Test(run, runtimes_in_two_threads_one_after_another, .timeout = 60)
+{
+    pthread_t a, b;
+    cr_assert_eq(pthread_create(&a, NULL, runtimes_in_a_row, (void *)0L), 0);
+    cr_assert_eq(pthread_create(&b, NULL, runtimes_in_a_row, (void *)3L), 0);
+    void *fa, *fb;
+    pthread_join(a, &fa);
+    pthread_join(b, &fb);
+    cr_assert_eq((long)fa + (long)fb, 0);
+}
+
 Test(run, rejects_bad_arguments, .timeout = 10)
 {
     cr_assert_eq(rs_run(NULL, NULL, NULL), -EINVAL);
