@@ -100,6 +100,11 @@ struct rs_pool {
     uint64_t next_token;
     rs__worker *worker; /* the owning scope's: tasks of other runtimes get -EPERM */
     bool disposed, dispose_done;
+    /* A disposed pool with resources still checked out waits for their
+     * releases; if its runtime ends first, this resource of the runtime's
+     * system scope destroys them then (no release can come any more). */
+    rs__scope_res remnant;
+    rs_scope *remnant_scope;
 };
 
 static int pool_release(rs__grant *gr);
@@ -210,6 +215,8 @@ static void maybe_finish(rs_pool *p)
         p->disposer = NULL;
         rs__wait_wake(w, 0);
     } else if (p->dispose_done && p->in_use == 0) {
+        if (p->remnant_scope)
+            rs__scope_detach(p->remnant_scope, &p->remnant);
         free(p);
     }
 }
@@ -358,9 +365,8 @@ static int create_task(void *arg)
     } else {
         free(it);
         if (pw)
-            rs__waitq_grant(&pw->w, rc);
-        else
-            refill_later(p);
+            rs__waitq_grant(&pw->w, rc); /* the waiter's error ... */
+        refill_later(p);                 /* ... and min is still owed, also if this creation counted towards it */
     }
     job_end(j);
     return 0; /* a background task never fails its (system) scope */
@@ -609,6 +615,26 @@ static void *pool_resource(const rs__grant *gr)
 
 /* ------------------------------------------------------------ disposal */
 
+/* The runtime ends (its system scope is finished) while guards of a disposed
+ * pool are still held: nothing can release them in this runtime any more.
+ * Each grant ends (its guard then reads as released: -EALREADY) and its
+ * resource is destroyed, here, in the runtime's last task. */
+static void pool_remnant_dispose(rs__scope_res *r)
+{
+    rs_pool *p = (rs_pool *)((char *)r - offsetof(rs_pool, remnant));
+    p->remnant_scope = NULL; /* detached already by the scope */
+    while (p->held.head) {
+        rs__grant *gr = p->held.head;
+        pool_item *it = gr->data;
+        rs__grant_unlink(&p->held, gr);
+        rs__grant_free(gr);
+        call_destroy(p, it->res);
+        free(it);
+        p->in_use--;
+    }
+    free(p);
+}
+
 static void pool_dispose(rs__scope_res *r)
 {
     rs_pool *p = (rs_pool *)r;
@@ -641,9 +667,18 @@ static void pool_dispose(rs__scope_res *r)
         rs__wait_park(&w, 0);
     }
     p->dispose_done = true;
-    /* Resources still checked out are destroyed when their guards are released. */
-    if (p->in_use == 0)
+    /* Resources still checked out are destroyed when their guards are
+     * released, or when the runtime ends if that comes first. */
+    if (p->in_use == 0) {
         free(p);
+        return;
+    }
+    rs_scope *system = rs__worker_get()->system;
+    if (system) {
+        p->remnant.dispose = pool_remnant_dispose;
+        p->remnant_scope = system;
+        rs__scope_attach(system, &p->remnant);
+    }
 }
 
 /* ------------------------------------------------------------ public */

@@ -360,6 +360,56 @@ Test(pool_health, a_successful_creation_starts_the_refill_wait_over, .timeout = 
     RS_RUN_OK(refill_wait_resets, &t);
 }
 
+/* A replacement created for a waiter fails: the waiter gets the error, and
+ * min is still owed (the creation counted towards it while it ran), so the
+ * fill is tried again after the wait, as for a creation for nobody. */
+typedef struct waiting_acquirer {
+    rs_pool *pool;
+    int rc;
+    bool done;
+} waiting_acquirer;
+
+static int acquire_and_release(void *arg)
+{
+    waiting_acquirer *w = arg;
+    rs_guard g = RS_GUARD_INIT;
+    w->rc = rs_pool_acquire(w->pool, NULL, &g);
+    if (w->rc == 0)
+        rs_guard_release(&g);
+    w->done = true;
+    return 0;
+}
+
+static int refill_after_a_waiters_creation_fails(void *arg)
+{
+    timed_ctx *t = arg;
+    rs_pool *p;
+    rs_pool_opts o = timed_opts(t, 2, 2);
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    RS_YIELD_UNTIL(pool_stats(p).idle == 2);
+    rs_guard a = RS_GUARD_INIT, b = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &a));
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &b));
+    waiting_acquirer w = { .pool = p };
+    RS_CHECK_OK(rs_spawn(rs_current_scope(), acquire_and_release, &w, NULL, NULL));
+    RS_YIELD_UNTIL(pool_stats(p).waiting == 1);
+    t->res.fail_call = t->res.create_calls + 1; /* the replacement's creation */
+    RS_CHECK_OK(rs_guard_discard(&a));
+    RS_YIELD_UNTIL(w.done);
+    RS_CHECK_EQ(w.rc, -ECONNREFUSED);
+    RS_CHECK_OK(rs_guard_release(&b));
+    RS_YIELD_UNTIL(pool_stats(p).total == 2); /* not left at 1 for good */
+    RS_CHECK_POOL_CONSISTENT(p, &t->res, 2);
+    return 0;
+}
+
+Test(pool_health, a_failed_creation_for_a_waiter_still_refills_to_min, .timeout = 10)
+{
+    rs__pool_refill_first_ms = REFILL_FIRST_MS;
+    timed_ctx t = { 0 };
+    RS_RUN_OK(refill_after_a_waiters_creation_fails, &t);
+}
+
 /* A pool closed while its fill waits for a retry ends at once, and no try
  * comes after. */
 static int refill_ends_with_pool(void *arg)
