@@ -283,24 +283,45 @@ Test(guard, lease_calls_on_an_in_memory_guard, .timeout = 10)
 }
 
 /* A guard kept past the end of its runtime: the root scope's close released
- * it, and after rs_run returned it reads as released without touching freed
- * memory (the address sanitizer build checks that), also once a later runtime
- * reuses the records. */
-static rs_guard kept_guards[3];
-static uint64_t kept_tokens[3];
+ * it (a pool's resource is destroyed when the runtime ends, as no release can
+ * come any more), and after rs_run returned it reads as released without
+ * touching freed memory (the address sanitizer build checks that), also once
+ * a later runtime reuses the records. */
+#define KEPT 4
+static rs_guard kept_guards[KEPT];
+static uint64_t kept_tokens[KEPT];
+static int kept_created, kept_destroyed;
+
+static int kept_create(void *ctx, void **res)
+{
+    (void)ctx;
+    *res = &kept_created;
+    kept_created++;
+    return 0;
+}
+
+static void kept_destroy(void *ctx, void *res)
+{
+    (void)ctx;
+    (void)res;
+    kept_destroyed++;
+}
 
 static int fill_kept_guards(void *arg)
 {
     (void)arg;
     rs_lock *l, *rw;
     rs_sem *sem;
+    rs_pool *pool;
     RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = true }, &rw));
     RS_CHECK_OK(rs_sem_new(NULL, 3, &sem));
+    RS_CHECK_OK(rs_pool_new(NULL, &(rs_pool_opts){ .create = kept_create, .destroy = kept_destroy, .max = 1 }, &pool));
     RS_CHECK_OK(rs_lock_acquire(l, NULL, &kept_guards[0]));
     RS_CHECK_OK(rs_lock_read(rw, NULL, &kept_guards[1]));
     RS_CHECK_OK(rs_sem_acquire(sem, 2, NULL, &kept_guards[2]));
-    for (int i = 0; i < 3; i++) {
+    RS_CHECK_OK(rs_pool_acquire(pool, NULL, &kept_guards[3]));
+    for (int i = 0; i < KEPT; i++) {
         RS_CHECK(rs_guard_held(&kept_guards[i]));
         kept_tokens[i] = rs_guard_token(&kept_guards[i]);
     }
@@ -322,14 +343,16 @@ static int churn_records(void *arg)
         for (int i = 0; i < 8; i++)
             RS_CHECK_OK(rs_guard_release(&g[i]));
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < KEPT; i++)
         RS_CHECK(!rs_guard_held(&kept_guards[i]));
     return 0;
 }
 
 static void check_kept_guards_released(void)
 {
-    for (int i = 0; i < 3; i++) {
+    cr_expect_eq(kept_created, 1);
+    cr_expect_eq(kept_destroyed, 1, "the pool's resource was destroyed %d times", kept_destroyed);
+    for (int i = 0; i < KEPT; i++) {
         cr_expect(!rs_guard_held(&kept_guards[i]), "guard %d still reads as held", i);
         cr_expect_eq(rs_guard_token(&kept_guards[i]), kept_tokens[i]);
         cr_expect_null(rs_guard_resource(&kept_guards[i]));
@@ -343,7 +366,7 @@ Test(guard, guards_kept_past_the_end_of_their_runtime_read_as_released, .timeout
     check_kept_guards_released();
     RS_RUN_OK(churn_records, NULL);
     check_kept_guards_released();
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < KEPT; i++) {
         rs_guard copy = kept_guards[i];
         cr_expect_eq(rs_guard_release(&kept_guards[i]), -EALREADY);
         rs_guard_cleanup(&copy);
