@@ -3,8 +3,11 @@
  * (no store) in the same run, so the ratio is the cost of going through the
  * store and the distributed-lock engine.
  *
- * Cases: 1 task; 64 tasks on 64 distinct keys; 64 tasks on one hot key. Each
- * task has its own lock object (its own owner, as separate workers would).
+ * Cases: 1 task; 64 tasks on 64 distinct keys; 64 tasks on one hot key. With
+ * the store, each task has its own lock object (its own owner, as separate
+ * workers would; the key makes them one lock). The in-memory peer has no key:
+ * on the hot key its tasks share one lock object, so that it is contended
+ * too, and on distinct keys each has its own.
  * With 64 tasks every cycle holds the lock across one rs_yield, so the tasks
  * interleave; on the hot key they share the key's local queue and every
  * release hands over to the head waiter. A third row in the
@@ -83,16 +86,24 @@ typedef struct store_run {
     int64_t elapsed_ns;
 } store_run;
 
-static int make_lock(const store_case *c, worker *w)
+/* shared: the hot key's in-memory lock, made by the first worker. */
+static int make_lock(const store_case *c, worker *w, rs_lock **shared)
 {
     if (c->kind == IMPL_RAW_STORE)
         return 0;
+    if (c->kind == IMPL_MEM_LOCK && c->hot && *shared) {
+        w->l = *shared;
+        return 0;
+    }
     rs_lock_opts o = { .name = "bench" };
     if (c->kind == IMPL_STORE_LOCK) {
         o.store = c->st;
         o.key = w->key;
     }
-    return rs_lock_new(NULL, &o, &w->l);
+    int rc = rs_lock_new(NULL, &o, &w->l);
+    if (rc == 0 && c->kind == IMPL_MEM_LOCK && c->hot)
+        *shared = w->l;
+    return rc;
 }
 
 static int store_main(void *arg)
@@ -104,10 +115,11 @@ static int store_main(void *arg)
     int rc = rs_scope_open(&(rs_scope_opts){ .name = "locks" }, &objs);
     if (rc)
         return rc;
+    rs_lock *shared = NULL;
     for (unsigned i = 0; i < c->tasks && rc == 0; i++) {
         ws[i] = (worker){ .c = c };
         snprintf(ws[i].key, sizeof ws[i].key, "bench:%u", c->hot ? 0 : i);
-        rc = make_lock(c, &ws[i]);
+        rc = make_lock(c, &ws[i], &shared);
     }
     if (rc == 0) {
         int64_t t0 = rs_bench_now_ns();
@@ -137,7 +149,7 @@ static int measure(void *arg, double *per_s)
     return 0;
 }
 
-static int run_case(rs_bench *b, rs_store *st, unsigned tasks, bool hot, uint64_t cycles)
+static int run_case(rs_bench *b, rs_store *st, const char *url, unsigned tasks, bool hot, uint64_t cycles)
 {
     store_case store_lock = { tasks, hot, cycles, IMPL_STORE_LOCK, st };
     store_case mem_lock = { tasks, hot, cycles, IMPL_MEM_LOCK, st };
@@ -145,8 +157,10 @@ static int run_case(rs_bench *b, rs_store *st, unsigned tasks, bool hot, uint64_
     char name[80];
     snprintf(name, sizeof name, "acquire+release, %u task%s, %s", tasks, tasks == 1 ? "" : "s",
              hot ? "one hot key" : tasks == 1 ? "one key" : "distinct keys");
+    char store_impl[80];
+    snprintf(store_impl, sizeof store_impl, "store lock (%.60s)", url);
     rs_bench_impl impls[3] = {
-        { "store lock (memory:)", measure, &store_lock },
+        { store_impl, measure, &store_lock },
         { "in-memory rs_lock", measure, &mem_lock },
         { "raw rs_store_* calls", measure, &raw },
     };
@@ -157,18 +171,21 @@ static int run_case(rs_bench *b, rs_store *st, unsigned tasks, bool hot, uint64_
 static int run_store_memory(rs_bench *b)
 {
     rs_store *st;
-    int rc = rs_store_open("memory:", &(rs_store_opts){ .key_prefix = "bench:" }, &st);
-    if (rc)
+    const char *url = rs_bench_store_url(b);
+    int rc = rs_store_open(url, &(rs_store_opts){ .key_prefix = "bench:" }, &st);
+    if (rc) {
+        rs_bench_note(b, "cannot open the store %s: %s", url, rs_strerror(rc));
         return rc;
+    }
     uint64_t one = rs_bench_pick(b, 400000, 40000), each = rs_bench_pick(b, 8000, 800);
     rs_bench_note(b, "1 task: %llu cycles; 64 tasks: %llu cycles each, one rs_yield while holding; ttl 30000 ms (renewal timers armed, never "
                      "due); ratio = store lock / peer (higher is better)",
                   (unsigned long long)one, (unsigned long long)each);
-    rc = run_case(b, st, 1, false, one);
+    rc = run_case(b, st, url, 1, false, one);
     if (rc == 0)
-        rc = run_case(b, st, TASKS_MAX, false, each);
+        rc = run_case(b, st, url, TASKS_MAX, false, each);
     if (rc == 0)
-        rc = run_case(b, st, TASKS_MAX, true, each);
+        rc = run_case(b, st, url, TASKS_MAX, true, each);
     int crc = rs_store_close(st);
     return rc ? rc : crc;
 }
