@@ -170,6 +170,16 @@ int main(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : 2;
 
+    /* Opened before anything runs: a path that cannot be written fails at
+     * once, not after the whole run. */
+    FILE *json = NULL;
+    if (c.json && !(json = fopen(c.json, "w"))) {
+        fprintf(stderr, "ringscope-bench: cannot write %s: %s\n", c.json, strerror(errno));
+        return 2;
+    }
+    bench_run_meta meta = { c.quick, c.reps ? c.reps : c.quick ? QUICK_REPS : DEFAULT_REPS, c.store, argc, argv };
+    int json_rc = 0;
+
     bool any = false;
     for (size_t i = 0; i < nsuites; i++)
         any |= c.selected[i];
@@ -197,17 +207,21 @@ int main(int argc, char **argv)
             printf("%-10s  FAILED: %s\n", s->name, rs_strerror(src));
             fprintf(stderr, "ringscope-bench: suite %s failed: %s\n", s->name, rs_strerror(src));
         }
+        if (json && !json_rc)
+            json_rc = report_json(json, &results, &meta, (const rs_bench_suite *const *)ran, status, nran);
     }
     int exit_code = failed ? 1 : 0;
     if (results.oom) {
         fprintf(stderr, "ringscope-bench: out of memory: %d results were lost\n", results.oom);
         exit_code = 1;
     }
-    if (c.json) {
-        bench_run_meta meta = { c.quick, b.reps, c.store, argc, argv };
-        int jrc = report_json(c.json, &results, &meta, (const rs_bench_suite *const *)ran, status, nran);
-        if (jrc) {
-            fprintf(stderr, "ringscope-bench: cannot write %s: %s\n", c.json, rs_strerror(jrc));
+    if (json) {
+        if (nran == 0 && !json_rc) /* nothing ran: still a valid document */
+            json_rc = report_json(json, &results, &meta, (const rs_bench_suite *const *)ran, status, nran);
+        if (fclose(json) != 0 && !json_rc)
+            json_rc = -errno;
+        if (json_rc) {
+            fprintf(stderr, "ringscope-bench: cannot write %s: %s\n", c.json, rs_strerror(json_rc));
             exit_code = 1;
         }
     }

@@ -312,11 +312,11 @@ static void json_row(FILE *f, const bench_row *r)
     fputs("}", f);
 }
 
-int report_json(const char *path, const bench_results *res, const bench_run_meta *meta, const rs_bench_suite *const *ran,
+int report_json(FILE *f, const bench_results *res, const bench_run_meta *meta, const rs_bench_suite *const *ran,
                 const int *status, size_t nran)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    rewind(f);
+    if (ftruncate(fileno(f), 0) != 0)
         return -errno;
     fputs("{\n", f);
     json_meta(f, meta);
@@ -334,8 +334,7 @@ int report_json(const char *path, const bench_results *res, const bench_run_meta
         fputs(i + 1 < res->nrows ? ",\n" : "\n", f);
     }
     fputs("  ]\n}\n", f);
-    int rc = ferror(f) ? -EIO : 0;
-    if (fclose(f) && !rc)
-        rc = -errno;
-    return rc;
+    if (fflush(f) != 0)
+        return -errno;
+    return ferror(f) ? -EIO : 0;
 }

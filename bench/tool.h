@@ -46,8 +46,10 @@ rs_bench_suite *bench_suites(void);
 /* Prints the rows of one suite as a block of the results table. */
 void report_table_suite(FILE *out, const bench_results *res, const char *suite, bool header);
 
-/* Writes every row, the suites' outcomes and the run's metadata as JSON. */
-int report_json(const char *path, const bench_results *res, const bench_run_meta *meta, const rs_bench_suite *const *ran,
+/* Writes every row, the suites' outcomes and the run's metadata as JSON to f,
+ * replacing what f held (called after each suite, so that a run cut short
+ * leaves the suites it finished). 0 or a negative errno. */
+int report_json(FILE *f, const bench_results *res, const bench_run_meta *meta, const rs_bench_suite *const *ran,
                 const int *status, size_t nran);
 
 void report_free(bench_results *res);
