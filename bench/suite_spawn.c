@@ -81,11 +81,18 @@ static int boost_spawn(void *arg, double *ns)
     return rs_bench_boost_fiber_spawn(c->n, c->batch, ns);
 }
 
+static int boost_spawn_pooled(void *arg, double *ns)
+{
+    const spawn_case *c = arg;
+    return rs_bench_boost_fiber_spawn_pooled(c->n, c->batch, ns);
+}
+
 static int run_spawn(rs_bench *b)
 {
     uint64_t n = rs_bench_pick(b, 1000000, 100000);
     rs_bench_note(b, "%llu empty tasks (fibers) per repetition; default stack sizes (ringscope 256 KiB, "
-                     "Boost.Fiber's fixedsize_stack default); ratio = ringscope / boost.fiber (lower is better)",
+                     "Boost.Fiber's fixedsize_stack default, and the same size from pooled_fixedsize_stack); "
+                     "ratio = ringscope / peer (lower is better)",
                   (unsigned long long)n);
     static const unsigned batches[] = { 1, 100 };
     for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
@@ -95,8 +102,9 @@ static int run_spawn(rs_bench *b)
         const rs_bench_impl impls[] = {
             { "ringscope", ringscope_spawn, &c },
             { "boost.fiber", boost_spawn, &c },
+            { "boost.fiber pooled", boost_spawn_pooled, &c },
         };
-        int rc = rs_bench_compare(b, name, "ns/task", impls, 2);
+        int rc = rs_bench_compare(b, name, "ns/task", impls, 3);
         if (rc)
             return rc;
     }

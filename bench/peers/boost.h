@@ -17,6 +17,10 @@ int rs_bench_boost_context_switch(uint64_t n, double *ns_per_switch);
  * batches of `batch` and joined; *ns_per_fiber = elapsed / n. */
 int rs_bench_boost_fiber_spawn(uint64_t n, unsigned batch, double *ns_per_fiber);
 
+/* The same with pooled stacks (boost::fibers::pooled_fixedsize_stack, one
+ * pool per call): stacks are reused from fiber to fiber, as ringscope's are. */
+int rs_bench_boost_fiber_spawn_pooled(uint64_t n, unsigned batch, double *ns_per_fiber);
+
 #ifdef __cplusplus
 }
 #endif
