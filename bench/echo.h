@@ -30,20 +30,29 @@ typedef struct rs_echo_result {
     double requests_per_s;  /* completed round trips per second, all connections together */
     uint64_t requests;      /* round trips in the window */
     uint64_t total;         /* round trips from the first to the last, warm-up included */
+    uint64_t min_per_conn;  /* fewest round trips one connection completed in the window */
     char note[160];         /* what failed, when rc != 0 */
 } rs_echo_result;
 
 typedef struct rs_echo_client {
     pid_t pid;
-    int done_fd; /* readable once the client has finished (result, or EOF if it died) */
+    int done_fd;  /* readable once the client has finished (result, or EOF if it died) */
+    int marks_fd; /* one byte when the window opens, one when it closes; EOF once the client has exited */
 } rs_echo_client;
 
 /* Forks the client: it connects load->connections sockets (blocking, before
- * the window), then keeps one 64-byte request in flight on each, checking
- * every echoed byte. */
+ * the window), waits until each has answered one request, then keeps one
+ * 64-byte request in flight on each, checking every echoed byte. It writes
+ * each mark on marks_fd right after the clock reading that opens or closes
+ * its counting window, so that whoever reads the marks can time something
+ * else (the server's CPU clock) over the same interval. The measurement fails
+ * (rc -ETIMEDOUT) when a connection got no answer to its first request in
+ * 5 s, or completed no round trip in the window: a server that stalls, or
+ * starves some of its connections, is not measured. */
 int rs_echo_client_start(const rs_echo_load *load, rs_echo_client *c);
 
-/* Reads the client's result from done_fd and reaps the process. Returns
+/* Reads the client's result from done_fd and reaps the process (after which
+ * marks_fd reads EOF; it stays open: the caller closes it). Returns
  * result->rc, or -ECHILD when the client died without answering. */
 int rs_echo_client_finish(rs_echo_client *c, rs_echo_result *result);
 

@@ -31,6 +31,8 @@ typedef struct conn {
     int fd;
     uint32_t seq;
     unsigned sent, got; /* bytes of the current request sent, and echoed back */
+    uint64_t done;      /* verified round trips on this connection since the start */
+    uint64_t base;      /* done when the window opened */
     unsigned char out[RS_ECHO_MSG], in[RS_ECHO_MSG];
 } conn;
 
@@ -41,7 +43,11 @@ typedef struct client {
     conn *conns;
     unsigned n;
     uint64_t completed; /* verified round trips since the start */
+    bool holding;       /* a connection's answer does not start its next request (see first_answers) */
 } client;
+
+/* How long every connection may take to answer its first request. */
+#define FIRST_ANSWERS_NS (5 * (int64_t)1000000000)
 
 /* ------------------------------------------------------------ requests */
 
@@ -104,7 +110,8 @@ static int on_completion(client *cl, uint64_t data, int res)
     if (memcmp(c->in, c->out, RS_ECHO_MSG) != 0)
         return -EPROTO; /* not what was sent: the server lost or mixed up bytes */
     cl->completed++;
-    return start_request(cl, idx);
+    c->done++;
+    return cl->holding ? 0 : start_request(cl, idx);
 }
 
 /* ------------------------------------------------------------ the run */
@@ -146,13 +153,116 @@ static int setup(client *cl, const rs_echo_load *load)
     return 0;
 }
 
-/* Ping-pong until the window has passed; counts the round trips completed
- * inside it. */
-static int drive(client *cl, const rs_echo_load *load, rs_echo_result *res)
+/* Tells the bench process that the window opens or closes: called right
+ * after the clock reading that is the window's boundary, before anything
+ * else, so that the server's CPU clock is read at that boundary give or take
+ * the reader's wake-up. One byte never blocks (the pipe holds 4 KiB) and a
+ * failed write is not an error here: the reader sees a mark missing and
+ * discards the measurement. */
+static void mark(int fd)
 {
+    static const char byte = 'm';
+    while (write(fd, &byte, 1) < 0 && errno == EINTR)
+        ;
+}
+
+/* A server that stalls, or serves some connections and starves the others,
+ * has no meaningful rate: the window's round trips must come from every
+ * connection. Records the fewest round trips one connection completed.
+ * -ETIMEDOUT (an answer did not come in time) keeps -EPROTO for what it
+ * means in on_completion: bytes that came back wrong. */
+static int check_connections(const client *cl, const rs_echo_load *load, rs_echo_result *res)
+{
+    uint64_t fewest = UINT64_MAX;
+    unsigned starved = 0, first = 0;
+    for (unsigned i = 0; i < cl->n; i++) {
+        uint64_t k = cl->conns[i].done - cl->conns[i].base;
+        if (k < fewest)
+            fewest = k;
+        if (k == 0 && starved++ == 0)
+            first = i;
+    }
+    res->min_per_conn = cl->n ? fewest : 0;
+    if (res->requests == 0) {
+        snprintf(res->note, sizeof res->note, "no round trip completed in the %lld ms window (%u connection%s)",
+                 (long long)(load->window_ns / 1000000), cl->n, cl->n == 1 ? "" : "s");
+        return -ETIMEDOUT;
+    }
+    if (starved) {
+        snprintf(res->note, sizeof res->note,
+                 "connection %u completed no round trip in the window (%u of %u connections none, the others %llu)",
+                 first, starved, cl->n, (unsigned long long)res->requests);
+        return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+/* Submits what is queued and handles the completions that have come, after
+ * waiting at most 50 ms for one, so that a stalled server cannot hold the
+ * client. */
+static int reap(client *cl)
+{
+    struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+    struct io_uring_cqe *cqe;
+    int rc = io_uring_submit_and_wait_timeout(&cl->ring, &cqe, 1, &ts, NULL);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR)
+        return rc;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&cl->ring, head, cqe) {
+        seen++;
+        rc = on_completion(cl, cqe->user_data, cqe->res);
+        if (rc)
+            return rc;
+    }
+    io_uring_cq_advance(&cl->ring, seen);
+    return 0;
+}
+
+/* One request on every connection, and no second one until all have been
+ * answered: then the server has accepted every connection, and the window
+ * measures `connections` connections being served, not how fast a server
+ * accepts the last of them while it serves the first (measured: the
+ * ringscope server accepted 177 connections in a 200 ms window while it
+ * served 263 others).
+ * Without the load of continuous ping-pong accepting is quick: a limit of
+ * FIRST_ANSWERS_NS only catches servers that never answer. */
+static int first_answers(client *cl, rs_echo_result *res)
+{
+    cl->holding = true;
     for (unsigned i = 0; i < cl->n; i++) {
         int rc = start_request(cl, i);
         if (rc)
+            return rc;
+    }
+    int64_t deadline = rs_bench_now_ns() + FIRST_ANSWERS_NS;
+    while (cl->completed < cl->n) {
+        int rc = reap(cl);
+        if (rc)
+            return rc;
+        if (cl->completed < cl->n && rs_bench_now_ns() >= deadline) {
+            unsigned first = 0;
+            while (cl->conns[first].done)
+                first++;
+            snprintf(res->note, sizeof res->note,
+                     "connection %u got no answer to its first request in %lld s (%llu of %u connections answered)",
+                     first, (long long)(FIRST_ANSWERS_NS / 1000000000), (unsigned long long)cl->completed, cl->n);
+            return -ETIMEDOUT;
+        }
+    }
+    cl->holding = false;
+    return 0;
+}
+
+/* Once every connection has been answered, ping-pong until the window has
+ * passed; counts the round trips completed inside it, in all and per
+ * connection, and marks the window's opening and closing on marks_fd. */
+static int drive(client *cl, const rs_echo_load *load, int marks_fd, rs_echo_result *res)
+{
+    int rc = first_answers(cl, res);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < cl->n; i++) {
+        if ((rc = start_request(cl, i)) != 0)
             return rc;
     }
     int64_t now = rs_bench_now_ns();
@@ -161,31 +271,27 @@ static int drive(client *cl, const rs_echo_load *load, rs_echo_result *res)
     uint64_t base = 0;
     bool counting = false;
     for (;;) {
-        /* Wake at least every 50 ms, so a stalled server cannot hold the window open. */
-        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
-        struct io_uring_cqe *cqe;
-        int rc = io_uring_submit_and_wait_timeout(&cl->ring, &cqe, 1, &ts, NULL);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR)
+        if ((rc = reap(cl)) != 0)
             return rc;
-        unsigned head, seen = 0;
-        io_uring_for_each_cqe(&cl->ring, head, cqe) {
-            seen++;
-            rc = on_completion(cl, cqe->user_data, cqe->res);
-            if (rc)
-                return rc;
-        }
-        io_uring_cq_advance(&cl->ring, seen);
+        /* The window's boundaries are these clock readings; the counts
+         * taken with them are exact, because completions are only reaped
+         * above, never between the reading and the counts. */
         now = rs_bench_now_ns();
         if (!counting && now >= window_start) {
+            mark(marks_fd);
             counting = true;
             counted_from = now;
             base = cl->completed;
+            for (unsigned i = 0; i < cl->n; i++)
+                cl->conns[i].base = cl->conns[i].done;
         }
         if (counting && now >= window_end) {
+            mark(marks_fd);
             res->total = cl->completed;
             res->requests = cl->completed - base;
-            res->requests_per_s = (double)res->requests * 1e9 / (double)(now - counted_from);
-            return 0;
+            if (now > counted_from)
+                res->requests_per_s = (double)res->requests * 1e9 / (double)(now - counted_from);
+            return check_connections(cl, load, res);
         }
     }
 }
@@ -200,7 +306,7 @@ static void pin(int cpu)
     sched_setaffinity(0, sizeof set, &set);
 }
 
-static void run_child(const rs_echo_load *load, int out_fd)
+static void run_child(const rs_echo_load *load, int out_fd, int marks_fd)
 {
     rs_echo_result res;
     memset(&res, 0, sizeof res);
@@ -214,7 +320,7 @@ static void run_child(const rs_echo_load *load, int out_fd)
     if (res.rc)
         snprintf(res.note, sizeof res.note, "client setup (%u connections): %s", load->connections,
                  strerror(-res.rc));
-    else if ((res.rc = drive(&cl, load, &res)) != 0)
+    else if ((res.rc = drive(&cl, load, marks_fd, &res)) != 0 && !res.note[0])
         snprintf(res.note, sizeof res.note, "client: %s", strerror(-res.rc));
     /* Sockets and ring go with the process. */
     ssize_t w = write(out_fd, &res, sizeof res);
@@ -223,9 +329,17 @@ static void run_child(const rs_echo_load *load, int out_fd)
 
 int rs_echo_client_start(const rs_echo_load *load, rs_echo_client *c)
 {
-    int fds[2];
+    /* Only the client holds the pipes' write ends (the parent closes its
+     * copies right after the fork), so both read EOF once it has exited. */
+    int fds[2], marks[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return -errno;
+    if (pipe2(marks, O_CLOEXEC) != 0) {
+        int rc = -errno;
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
     fflush(stdout); /* the child must not print the parent's buffered output again */
     fflush(stderr);
     pid_t pid = fork();
@@ -233,17 +347,22 @@ int rs_echo_client_start(const rs_echo_load *load, rs_echo_client *c)
         int rc = -errno;
         close(fds[0]);
         close(fds[1]);
+        close(marks[0]);
+        close(marks[1]);
         return rc;
     }
     if (pid == 0) {
         close(fds[0]);
+        close(marks[0]);
         if (load->listen_fd >= 0)
             close(load->listen_fd);
-        run_child(load, fds[1]);
+        run_child(load, fds[1], marks[1]);
     }
     close(fds[1]);
+    close(marks[1]);
     c->pid = pid;
     c->done_fd = fds[0];
+    c->marks_fd = marks[0];
     return 0;
 }
 

@@ -8,19 +8,25 @@
  *
  * Each repetition: a fresh listening socket on 127.0.0.1; the load client is
  * forked and pinned to one core (echo_client.c), the server runs in this
- * process pinned to another; the client connects every socket, ping-pongs
- * through a warm-up, counts the round trips that complete in the window, and
- * hands its result back through a pipe whose readability also tells the
- * server to stop. Servers alternate (ringscope, epoll, libuv, ringscope ...),
+ * process pinned to another; the client connects every socket, waits until
+ * each has answered once, ping-pongs through a warm-up, counts the round
+ * trips that complete in the window, and hands its result back through a
+ * pipe whose readability also tells the server to stop. The server's CPU
+ * time is read at the window's opening and closing, which the client marks
+ * on a second pipe, so that it covers the same interval as the round trips
+ * it is divided by. Servers alternate (ringscope, epoll, libuv, ringscope ...),
  * and the medians are compared: ratios ringscope/epoll and ringscope/libuv
  * (higher is better). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ringscope.h>
@@ -124,21 +130,72 @@ typedef struct echo_case {
 
 #define MAX_REPS 1000
 
-/* The server's CPU time per request of every repetition (the first call of
- * each case is rs_bench_compare's warm-up and is not kept). */
+/* What every repetition measured (the first call of each case is
+ * rs_bench_compare's warm-up and is not kept). */
 typedef struct echo_impl {
+    const char *name;
     echo_case *c;
     serve_fn serve;
     unsigned calls;
     double rps[MAX_REPS];
-    double cpu_us[MAX_REPS];
+    double cpu_us[MAX_REPS];       /* server CPU in the window / round trips in the window */
+    double busy[MAX_REPS];         /* cpu_us x rps: the server thread's share of the window on its core, <= 1 */
+    double min_per_conn[MAX_REPS]; /* fewest round trips of one connection in the window */
+    double per_conn[MAX_REPS];     /* round trips in the window / connections */
 } echo_impl;
 
-static double thread_cpu_us(void)
+/* The server thread's CPU clock at the client's two marks. A thread on the
+ * client's core reads them (it sleeps in read() all along, so the server's
+ * core runs nothing but the server); it returns after the second mark, or at
+ * EOF, which comes at the latest when the client has exited: it alone holds
+ * the pipe's write end. */
+typedef struct window_cpu {
+    int marks_fd;
+    clockid_t clock;  /* the server thread's */
+    unsigned marks;   /* marks read: 1 when the window has opened, 2 when it has closed */
+    int64_t at_ns[2]; /* the clock at each mark */
+    int error;        /* clock_gettime's errno */
+} window_cpu;
+
+static void *read_marks(void *arg)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_THREAD, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    window_cpu *w = arg;
+    while (w->marks < 2) {
+        char byte;
+        ssize_t n = read(w->marks_fd, &byte, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the client exited (or failed) before closing its window */
+        struct timespec ts;
+        if (clock_gettime(w->clock, &ts) != 0) {
+            w->error = errno;
+            break;
+        }
+        w->at_ns[w->marks++] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    return NULL;
+}
+
+/* Starts read_marks on cpu (-1: wherever the caller may run); a positive errno. */
+static int start_marks_reader(window_cpu *w, int cpu, pthread_t *thread)
+{
+    int rc = pthread_getcpuclockid(pthread_self(), &w->clock);
+    if (rc)
+        return rc;
+    pthread_attr_t attr;
+    if ((rc = pthread_attr_init(&attr)) != 0)
+        return rc;
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        rc = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    }
+    if (!rc)
+        rc = pthread_create(thread, &attr, read_marks, w);
+    pthread_attr_destroy(&attr);
+    return rc;
 }
 
 static int pin_self(int cpu, cpu_set_t *old)
@@ -172,23 +229,47 @@ static int measure(void *arg, double *requests_per_s)
     rs_echo_client client;
     rc = rs_echo_client_start(&load, &client);
     if (rc == 0) {
-        double cpu0 = thread_cpu_us();
-        int serve_rc = impl->serve(lfd, client.done_fd);
-        double cpu = thread_cpu_us() - cpu0;
+        /* The same for every server: this thread serves, the reader times it. */
+        window_cpu w = { .marks_fd = client.marks_fd };
+        pthread_t reader;
+        int trc = start_marks_reader(&w, c->client_cpu, &reader);
         rs_echo_result res;
-        rc = rs_echo_client_finish(&client, &res);
-        if (rc) {
-            snprintf(c->failure, sizeof c->failure, "%s", res.note);
-        } else if (serve_rc) {
-            snprintf(c->failure, sizeof c->failure, "server: %s", rs_strerror(rc = serve_rc));
+        if (trc) {
+            /* Nothing would time the server: stop the client instead of serving it. */
+            kill(client.pid, SIGKILL);
+            rs_echo_client_finish(&client, &res);
+            snprintf(c->failure, sizeof c->failure, "%s: server CPU reader: %s", impl->name, strerror(trc));
+            rc = -trc;
         } else {
-            *requests_per_s = res.requests_per_s;
-            if (impl->calls > 0 && impl->calls <= MAX_REPS) {
-                impl->rps[impl->calls - 1] = res.requests_per_s;
-                impl->cpu_us[impl->calls - 1] = res.total ? cpu / (double)res.total : 0;
+            int serve_rc = impl->serve(lfd, client.done_fd);
+            rc = rs_echo_client_finish(&client, &res);
+            /* The client is reaped, so the marks pipe has no writer left: the
+             * reader has returned or is about to read EOF. */
+            pthread_join(reader, NULL);
+            if (rc) {
+                snprintf(c->failure, sizeof c->failure, "%s: %s", impl->name, res.note);
+            } else if (serve_rc) {
+                snprintf(c->failure, sizeof c->failure, "%s server: %s", impl->name, rs_strerror(rc = serve_rc));
+            } else if (w.error || w.marks < 2) {
+                rc = w.error ? -w.error : -EPROTO;
+                snprintf(c->failure, sizeof c->failure, "%s: server CPU clock: %s", impl->name,
+                         w.error ? strerror(w.error) : "the client's window marks did not arrive");
+            } else {
+                double cpu_us = (double)(w.at_ns[1] - w.at_ns[0]) / 1e3;
+                double per_request = cpu_us / (double)res.requests; /* requests > 0: the client checked */
+                *requests_per_s = res.requests_per_s;
+                if (impl->calls > 0 && impl->calls <= MAX_REPS) {
+                    unsigned i = impl->calls - 1;
+                    impl->rps[i] = res.requests_per_s;
+                    impl->cpu_us[i] = per_request;
+                    impl->busy[i] = per_request * res.requests_per_s / 1e6;
+                    impl->min_per_conn[i] = (double)res.min_per_conn;
+                    impl->per_conn[i] = (double)res.requests / c->connections;
+                }
+                impl->calls++;
             }
-            impl->calls++;
         }
+        close(client.marks_fd);
     }
     sched_setaffinity(0, sizeof old, &old);
     close(lfd);
@@ -210,6 +291,51 @@ static void note_paired(rs_bench *b, const char *case_name, const echo_impl *a, 
     double lo = rs_bench_quantile(r, reps, 0), hi = rs_bench_quantile(r, reps, 1);
     rs_bench_note(b, "%s: ringscope/%s round by round: median %.2fx (min %.2fx, max %.2fx)", case_name, peer_name,
                   rs_bench_median(r, reps), lo, hi);
+}
+
+/* The check on the server CPU rows: CPU per request x requests/s is the
+ * share of the window the server thread spent on its core, which one thread
+ * cannot take above 1. Beyond the reader's wake-up jitter at the two marks
+ * (1.02 leaves 4 ms in a 200 ms window), a higher value means that the CPU
+ * time and the round trips were not counted over the same interval. */
+static void note_busy(rs_bench *b, const char *case_name, const echo_impl *servers, const rs_bench_impl *impls,
+                      unsigned reps)
+{
+    double med[3], hi[3];
+    bool over = false;
+    for (size_t k = 0; k < 3; k++) {
+        double v[MAX_REPS];
+        memcpy(v, servers[k].busy, reps * sizeof *v);
+        med[k] = rs_bench_median(v, reps);
+        hi[k] = rs_bench_quantile(v, reps, 1);
+        over |= hi[k] > 1.02;
+    }
+    rs_bench_note(b,
+                  "%s: server CPU per request x requests/s (the server thread's share of the window, at most 1): "
+                  "%s %.3f (max %.3f), %s %.3f (max %.3f), %s %.3f (max %.3f)%s",
+                  case_name, impls[0].name, med[0], hi[0], impls[1].name, med[1], hi[1], impls[2].name, med[2], hi[2],
+                  over ? "; ABOVE 1.02: CPU time and round trips were not counted over the same interval" : "");
+}
+
+/* Every connection completed round trips in every window (the client fails
+ * the measurement otherwise); how evenly a server shares itself among them
+ * shows in the fewest one of them completed. */
+static void note_fewest(rs_bench *b, const char *case_name, const echo_impl *servers, const rs_bench_impl *impls,
+                        unsigned reps)
+{
+    double lo[3], mean[3];
+    for (size_t k = 0; k < 3; k++) {
+        double v[MAX_REPS];
+        memcpy(v, servers[k].min_per_conn, reps * sizeof *v);
+        lo[k] = rs_bench_quantile(v, reps, 0);
+        memcpy(v, servers[k].per_conn, reps * sizeof *v);
+        mean[k] = rs_bench_median(v, reps);
+    }
+    rs_bench_note(b,
+                  "%s: fewest round trips of one connection in a window, worst repetition (median of the mean per "
+                  "connection): %s %.0f (%.0f), %s %.0f (%.0f), %s %.0f (%.0f)",
+                  case_name, impls[0].name, lo[0], mean[0], impls[1].name, lo[1], mean[1], impls[2].name, lo[2],
+                  mean[2]);
 }
 
 /* The first two cores this process may use: server, client. */
@@ -256,21 +382,25 @@ static int run_echo(rs_bench *b)
                       c.client_cpu);
     else
         rs_bench_note(b, "fewer than two cores available: server and client not pinned");
-    rs_bench_note(b, "%d-byte requests, one in flight per connection; %lld ms warm-up, %lld ms window per "
-                     "repetition; every echoed byte checked by the client",
+    rs_bench_note(b,
+                  "%d-byte requests, one in flight per connection; %lld ms warm-up, %lld ms window per "
+                  "repetition; every echoed byte checked by the client; the warm-up starts once every connection "
+                  "has answered a first request, and a repetition fails if a connection completes no round trip "
+                  "in the window",
                   RS_ECHO_MSG, (long long)(c.warmup_ns / 1000000), (long long)(c.window_ns / 1000000));
     rs_bench_note(b, "ratio = ringscope / peer: requests/s (higher is better); server CPU = the server thread's "
-                     "CPU time (user + system, which includes the loopback TCP work done in its context) per request "
-                     "over the whole run, warm-up included (lower is better)");
+                     "CPU time (its CPU clock: user + system, which includes the loopback TCP work done in its "
+                     "context) in the window, read when the client marks the window's opening and closing, divided "
+                     "by the round trips counted in the window (lower is better)");
 
     static echo_impl servers[3];
-    servers[0] = (echo_impl){ .c = &c, .serve = ringscope_serve };
-    servers[1] = (echo_impl){ .c = &c, .serve = rs_bench_epoll_echo_serve };
-    servers[2] = (echo_impl){ .c = &c, .serve = rs_bench_libuv_echo_serve };
+    servers[0] = (echo_impl){ .name = "ringscope", .c = &c, .serve = ringscope_serve };
+    servers[1] = (echo_impl){ .name = "epoll", .c = &c, .serve = rs_bench_epoll_echo_serve };
+    servers[2] = (echo_impl){ .name = "libuv", .c = &c, .serve = rs_bench_libuv_echo_serve };
     const rs_bench_impl impls[] = {
-        { "ringscope", measure, &servers[0] },
-        { "epoll", measure, &servers[1] },
-        { "libuv", measure, &servers[2] },
+        { servers[0].name, measure, &servers[0] },
+        { servers[1].name, measure, &servers[1] },
+        { servers[2].name, measure, &servers[2] },
     };
     unsigned reps = rs_bench_reps(b) < MAX_REPS ? rs_bench_reps(b) : MAX_REPS;
     for (size_t i = 0; i < sizeof connections / sizeof connections[0]; i++) {
@@ -289,6 +419,7 @@ static int run_echo(rs_bench *b)
         }
         note_paired(b, name, &servers[0], &servers[1], impls[1].name, reps);
         note_paired(b, name, &servers[0], &servers[2], impls[2].name, reps);
+        note_fewest(b, name, servers, impls, reps);
         /* The same runs seen from the server's side: its CPU time per request. */
         snprintf(name, sizeof name, "server CPU, %u connection%s", c.connections, c.connections == 1 ? "" : "s");
         double med[3];
@@ -296,6 +427,7 @@ static int run_echo(rs_bench *b)
             med[k] = rs_bench_samples(b, name, impls[k].name, servers[k].cpu_us, reps, "us/request");
         for (size_t k = 1; k < 3; k++)
             rs_bench_ratio(b, name, impls[0].name, impls[k].name, med[0] / med[k]);
+        note_busy(b, name, servers, impls, reps);
     }
     return 0;
 }
