@@ -201,8 +201,14 @@ static void call_destroy(rs_pool *p, void *res)
     if (rs_current_task() && rs_scope_open(&(rs_scope_opts){ .name = "pool-destroy", .shield = true }, &s) != 0)
         s = NULL;
     p->o.destroy(p->o.ctx, res);
-    if (s)
+    if (s) {
+        /* Scopes destroy opened and left open are closed first (waiting for
+         * their tasks), or s could not be closed and the caller would stay
+         * inside a shielded scope for good. */
+        while (rs_current_scope() != s)
+            rs_scope_close(rs_current_scope());
         rs_scope_close(s);
+    }
 }
 
 /* Frees the pool once nothing can reach it any more. Last use of p. */
@@ -223,8 +229,11 @@ static void maybe_finish(rs_pool *p)
 
 /* Destroys a resource that no count holds any more. May suspend, and the
  * pool may be disposed meanwhile: then this may be the last use of p (the
- * caller must not touch p afterwards unless it holds a busy count). */
-static void destroy_item(rs_pool *p, pool_item *it)
+ * caller must not touch p afterwards unless it holds a busy count). Not
+ * inlined: its callers that go on using p hold a busy count (a job), which
+ * GCC cannot see, and inlined it would report their use of p as a use after
+ * the free in maybe_finish. (A cold path: a destruction.) */
+static __attribute__((noinline)) void destroy_item(rs_pool *p, pool_item *it)
 {
     p->busy++;
     p->destroying++;

@@ -307,6 +307,43 @@ Test(pool, a_creation_that_cannot_start_is_enomem_and_leaves_no_timer, .timeout 
     cr_assert_eq(rc, 0, "rs_run returned %d", rc);
 }
 
+/* A destroy callback that opens a scope and forgets to close it: the scope
+ * is closed for it, and the caller leaves the library's shielded scope, so
+ * that it is cancellable again and can close its own scope. */
+static void destroy_leaving_a_scope_open(void *ctx, void *res)
+{
+    (void)ctx;
+    (void)res;
+    rs_scope *forgotten;
+    rs_scope_open(NULL, &forgotten);
+}
+
+static int destroy_leaves_scope(void *arg)
+{
+    (void)arg;
+    static res_ctx ctx;
+    ctx = (res_ctx){ 0 };
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 1);
+    o.destroy = destroy_leaving_a_scope_open;
+    RS_CHECK_OK(rs_pool_new(s, &o, &p));
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_pool_acquire(p, NULL, &g));
+    RS_CHECK_OK(rs_guard_discard(&g));
+    RS_CHECK(rs_current_scope() == s);
+    rs_scope_cancel(s);
+    RS_CHECK_EQ(rs_checkpoint(), -ECANCELED);
+    RS_CHECK_EQ(rs_scope_close(s), 0);
+    return 0;
+}
+
+Test(pool, a_scope_destroy_leaves_open_is_closed_for_it, .timeout = 10)
+{
+    RS_RUN_OK(destroy_leaves_scope, NULL);
+}
+
 static int error_to_the_right_waiter(void *arg)
 {
     (void)arg;
