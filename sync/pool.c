@@ -193,22 +193,53 @@ static void idle_put(rs_pool *p, pool_item *it)
 
 /* ------------------------------------------------------------ callbacks */
 
+/* The user's callbacks each run in a scope of their own: what they see as
+ * rs_current_scope(). Cancelling it stops that callback, not the runtime's
+ * background scope that the pool's tasks run in; a scope the callback opened
+ * and left open is closed (waiting for its tasks) before its own, which
+ * otherwise could not be closed. NULL: no scope (outside a task, or none
+ * could be opened), and the callback runs where the caller is. */
+static rs_scope *callback_scope_open(const char *name, bool shield)
+{
+    rs_scope *s = NULL;
+    if (rs_current_task() && rs_scope_open(&(rs_scope_opts){ .name = name, .shield = shield }, &s) != 0)
+        s = NULL;
+    return s;
+}
+
+static void callback_scope_close(rs_scope *s)
+{
+    if (!s)
+        return;
+    while (rs_current_scope() != s)
+        rs_scope_close(rs_current_scope());
+    rs_scope_close(s);
+}
+
+/* Shielded, so that a cancelled caller does not interrupt the cleanup. */
 static void call_destroy(rs_pool *p, void *res)
 {
     if (!p->o.destroy)
         return;
-    rs_scope *s = NULL;
-    if (rs_current_task() && rs_scope_open(&(rs_scope_opts){ .name = "pool-destroy", .shield = true }, &s) != 0)
-        s = NULL;
+    rs_scope *s = callback_scope_open("pool-destroy", true);
     p->o.destroy(p->o.ctx, res);
-    if (s) {
-        /* Scopes destroy opened and left open are closed first (waiting for
-         * their tasks), or s could not be closed and the caller would stay
-         * inside a shielded scope for good. */
-        while (rs_current_scope() != s)
-            rs_scope_close(rs_current_scope());
-        rs_scope_close(s);
-    }
+    callback_scope_close(s);
+}
+
+static int call_create(rs_pool *p, void **res)
+{
+    rs_scope *s = callback_scope_open("pool-create", false);
+    int rc = p->o.create(p->o.ctx, res);
+    callback_scope_close(s);
+    return rc;
+}
+
+static bool call_check(rs_pool *p, void *res)
+{
+    rs_scope *s = callback_scope_open("pool-check", false);
+    bool ok = p->o.check(p->o.ctx, res);
+    callback_scope_close(s);
+    return ok;
 }
 
 /* Frees the pool once nothing can reach it any more. Last use of p. */
@@ -351,7 +382,7 @@ static int create_task(void *arg)
     pool_item *it = j->item;
     j->task = rs_current_task();
     void *res = NULL;
-    int rc = p->disposed ? -ECANCELED : p->o.create(p->o.ctx, &res);
+    int rc = p->disposed ? -ECANCELED : call_create(p, &res);
     if (rc > 0)
         rc = -EIO; /* create must return 0 or a negative errno */
     j->task = NULL;
@@ -479,7 +510,7 @@ static void check_round(rs_pool *p)
             return;
         it->checked_round = round;
         idle_unlink(p, it);
-        bool ok = p->o.check(p->o.ctx, it->res);
+        bool ok = call_check(p, it->res);
         if (ok && !p->disposed) {
             idle_insert(p, it); /* keeps its idle_since */
             pump(p);

@@ -344,6 +344,57 @@ Test(pool, a_scope_destroy_leaves_open_is_closed_for_it, .timeout = 10)
     RS_RUN_OK(destroy_leaves_scope, NULL);
 }
 
+/* A create or check callback that cancels rs_current_scope() cancels a scope
+ * of its own: that creation (or check) ends, and the pool's background work
+ * goes on (before, it cancelled the runtime's background scope, after which
+ * no creation could start for the rest of the run). */
+static int cancelling_calls;
+
+static int create_cancelling_itself(void *ctx, void **out)
+{
+    res_ctx *c = ctx;
+    if (cancelling_calls-- > 0) {
+        rs_scope_cancel(rs_current_scope());
+        return rs_checkpoint(); /* -ECANCELED */
+    }
+    return res_create(c, out);
+}
+
+static bool check_cancelling_itself(void *ctx, void *res)
+{
+    (void)ctx;
+    (void)res;
+    rs_scope_cancel(rs_current_scope());
+    return rs_checkpoint() == 0; /* false: the resource is destroyed */
+}
+
+static int callbacks_cancel_their_scope(void *arg)
+{
+    (void)arg;
+    static res_ctx ctx;
+    ctx = (res_ctx){ 0 };
+    cancelling_calls = 1;
+    rs_pool *p;
+    rs_pool_opts o = res_opts(&ctx, 0, 1);
+    o.create = create_cancelling_itself;
+    o.check = check_cancelling_itself;
+    o.check_interval_ms = 1;
+    RS_CHECK_OK(rs_pool_new(NULL, &o, &p));
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_EQ(rs_pool_acquire(p, NULL, &g), -ECANCELED); /* that creation's own cancellation */
+    RS_CHECK_OK(rs_pool_acquire(p, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
+    RS_CHECK_OK(rs_guard_release(&g)); /* idle: the check round finds it and fails it */
+    RS_YIELD_UNTIL(ctx.destroyed == 1);
+    RS_CHECK_OK(rs_pool_acquire(p, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g)); /* created anew */
+    RS_CHECK_OK(rs_guard_release(&g));
+    return 0;
+}
+
+Test(pool, callbacks_that_cancel_their_scope_stop_only_themselves, .timeout = 10)
+{
+    RS_RUN_OK(callbacks_cancel_their_scope, NULL);
+}
+
 static int error_to_the_right_waiter(void *arg)
 {
     (void)arg;
