@@ -136,11 +136,9 @@ static rs__timer_handle *pop_top(rs__timer_heap *h)
 
 /* Drops every stale entry, rebuilds the heap (Floyd) and packs the FIFO:
  * O(n), run when stale entries outnumber live ones, so each disarm costs
- * O(1) amortized. */
-/* Drops the stale entries of the heap and the FIFO. h->stale goes down by
- * what was dropped only: stale handles of a batch being fired are in
- * neither (rs__timer_fire_due took them out) and stay counted until the
- * batch frees them. */
+ * O(1) amortized. h->stale goes down by what was dropped only: stale handles
+ * of a batch being fired are in neither (rs__timer_fire_due took them out)
+ * and stay counted until the batch frees them. */
 static void compact(rs__timer_heap *h)
 {
     uint32_t n = 0, dropped = 0;
