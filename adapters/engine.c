@@ -83,14 +83,11 @@ static void give_back(dlock *l, const lease *ls, rs_lock_mode mode);
  * lost lease is never taken back: it is given back and the caller tries
  * again, which then gets a new grant with a larger token. (Read grants have
  * owners of their own and are never refreshes.) */
-static bool taken_back(dlock *l, rs_lock_mode mode, uint64_t token)
+static bool taken_back(dlock *l, const lease *ls, rs_lock_mode mode, uint64_t token)
 {
     if (mode == RS_LOCK_READ || token > l->dk->top_token)
         return false;
-    rs__shield sh;
-    rs__shield_enter(&sh, l->st);
-    l->st->ops->release(l->st, l->dk->key, mode, l->owner);
-    rs__shield_leave(&sh);
+    give_back(l, ls, mode);
     return true;
 }
 
@@ -119,7 +116,7 @@ static int attempt(dlock *l, dwaiter *dw, const lease *ls, int64_t deadline, int
     unsigned seen = dk->changes;
     *send = rs__clock_ns();
     int rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, flags, &res);
-    if (rc == 0 && taken_back(l, mode, res.token))
+    if (rc == 0 && taken_back(l, ls, mode, res.token))
         return -EAGAIN;
     if (rc == 0) {
         *token = res.token;
@@ -326,7 +323,7 @@ static int dl_try_acquire(rs_lock *base, rs_lock_mode mode, rs_guard *g)
     rs__store_grant res = { 0, -1 };
     int64_t send = rs__clock_ns();
     rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, 0, &res);
-    if (rc == 0 && taken_back(l, mode, res.token)) {
+    if (rc == 0 && taken_back(l, ls, mode, res.token)) {
         send = rs__clock_ns();
         rc = l->st->ops->acquire(l->st, dk->key, mode, ls->owner, l->ttl_ms, 0, &res); /* the lost one is gone now */
     }
