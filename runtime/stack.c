@@ -85,18 +85,13 @@ static size_t colour_offset(rs__stack_pool *p, size_t size)
 }
 
 /* Stack memory in and out of the address space. Under ASan its shadow is
- * cleared both ways: the frames of a finished task never return and leave
- * poisoned red zones behind, which an munmap does not clear, so another
- * runtime's mmap of the same addresses would find them under its new
- * headers (a false stack-buffer-underflow). */
+ * cleared before it goes: the frames of a finished task never return and
+ * leave poisoned red zones behind, which an munmap does not clear, so the
+ * next mmap of the same addresses (another runtime's stacks) would find them
+ * under its new headers (a false stack-buffer-underflow). */
 static void *map_stack_memory(size_t len)
 {
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-#ifdef RS_ASAN
-    if (m != MAP_FAILED)
-        ASAN_UNPOISON_MEMORY_REGION(m, len);
-#endif
-    return m;
+    return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 }
 
 static void unmap_stack_memory(void *m, size_t len)
