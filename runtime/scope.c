@@ -184,11 +184,9 @@ int rs_scope_close(rs_scope *s)
     s->closing = true;
     rs__scope_wait_empty(s);
     run_defers_and_dispose(s);
-    /* Scopes a deferred function opened and left open are closed for it (they
-     * wait for their tasks), as a returning task's are: skipping them would
+    /* Scopes a deferred function opened and left open, skipped, would
      * orphan their tasks. */
-    while (t->cur_scope != s)
-        rs_scope_close(t->cur_scope);
+    rs__scope_close_down_to(t, s);
     /* The task leaves s only now: deferred functions still ran inside it. */
     t->cur_scope = s->parent;
     if (s->shield)
@@ -278,6 +276,12 @@ rs_scope *rs_current_scope(void)
 {
     rs__worker *w = rs__worker_get();
     return w && w->current ? w->current->cur_scope : NULL;
+}
+
+void rs__scope_close_down_to(rs_task *t, rs_scope *s)
+{
+    while (t->cur_scope != s)
+        rs_scope_close(t->cur_scope);
 }
 
 int rs__owner_scope(rs_scope **s)

@@ -88,6 +88,12 @@ void rs__scope_add_task(rs_scope *s, rs_task *t);
 void rs__scope_queue_pending(rs_scope *s, rs_task *t);
 void rs__scope_forget_finished(rs_scope *s, rs_task *t);
 
+/* Closes the scopes task t entered after s and left open, innermost first
+ * (each close waits for its tasks), so that s is t's innermost scope again:
+ * forgetting a close, in a task's body, a deferred function or a pool
+ * callback, never orphans tasks. */
+void rs__scope_close_down_to(rs_task *t, rs_scope *s);
+
 /* The scope an object made by a *_new(s, ...) call belongs to: s itself, or
  * for s == NULL the calling task's current scope. 0, or -EPERM without a
  * runtime on this thread (or for NULL outside a task). */

@@ -80,10 +80,8 @@ static void task_main(void *arg)
      * take it out of a cancelled scope it left open. */
     bool was_cancelled = rs__task_cancelled(t);
 
-    /* Scopes the task opened and did not close are closed for it (they wait
-     * for their tasks), so a forgotten close cannot orphan tasks. */
-    while (t->cur_scope != t->scope)
-        rs_scope_close(t->cur_scope);
+    /* Scopes the task opened and did not close are closed for it. */
+    rs__scope_close_down_to(t, t->scope);
 
     t->result = result;
     task_finished(t, was_cancelled);

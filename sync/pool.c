@@ -211,8 +211,7 @@ static void callback_scope_close(rs_scope *s)
 {
     if (!s)
         return;
-    while (rs_current_scope() != s)
-        rs_scope_close(rs_current_scope());
+    rs__scope_close_down_to(rs_current_task(), s);
     rs_scope_close(s);
 }
 
