@@ -662,16 +662,13 @@ static void pool_remnant_dispose(rs__scope_res *r)
 {
     rs_pool *p = (rs_pool *)((char *)r - offsetof(rs_pool, remnant));
     p->remnant_scope = NULL; /* detached already by the scope */
-    while (p->held.head) {
+    /* A release of a disposed pool's grant does exactly that; the release
+     * of the last one (held is never empty here) frees the pool. */
+    for (bool last = false; !last;) {
         rs__grant *gr = p->held.head;
-        pool_item *it = gr->data;
-        rs__grant_unlink(&p->held, gr);
-        rs__grant_free(gr);
-        call_destroy(p, it->res);
-        free(it);
-        p->in_use--;
+        last = gr->next == NULL;
+        pool_release(gr);
     }
-    free(p);
 }
 
 static void pool_dispose(rs__scope_res *r)

@@ -287,7 +287,7 @@ Test(guard, lease_calls_on_an_in_memory_guard, .timeout = 10)
  * come any more), and after rs_run returned it reads as released without
  * touching freed memory (the address sanitizer build checks that), also once
  * a later runtime reuses the records. */
-#define KEPT 4
+#define KEPT 5
 static rs_guard kept_guards[KEPT];
 static uint64_t kept_tokens[KEPT];
 static int kept_created, kept_destroyed;
@@ -316,11 +316,12 @@ static int fill_kept_guards(void *arg)
     RS_CHECK_OK(rs_lock_new(NULL, NULL, &l));
     RS_CHECK_OK(rs_lock_new(NULL, &(rs_lock_opts){ .allow_multiple_readers = true }, &rw));
     RS_CHECK_OK(rs_sem_new(NULL, 3, &sem));
-    RS_CHECK_OK(rs_pool_new(NULL, &(rs_pool_opts){ .create = kept_create, .destroy = kept_destroy, .max = 1 }, &pool));
+    RS_CHECK_OK(rs_pool_new(NULL, &(rs_pool_opts){ .create = kept_create, .destroy = kept_destroy, .max = 2 }, &pool));
     RS_CHECK_OK(rs_lock_acquire(l, NULL, &kept_guards[0]));
     RS_CHECK_OK(rs_lock_read(rw, NULL, &kept_guards[1]));
     RS_CHECK_OK(rs_sem_acquire(sem, 2, NULL, &kept_guards[2]));
     RS_CHECK_OK(rs_pool_acquire(pool, NULL, &kept_guards[3]));
+    RS_CHECK_OK(rs_pool_acquire(pool, NULL, &kept_guards[4]));
     for (int i = 0; i < KEPT; i++) {
         RS_CHECK(rs_guard_held(&kept_guards[i]));
         kept_tokens[i] = rs_guard_token(&kept_guards[i]);
@@ -350,8 +351,8 @@ static int churn_records(void *arg)
 
 static void check_kept_guards_released(void)
 {
-    cr_expect_eq(kept_created, 1);
-    cr_expect_eq(kept_destroyed, 1, "the pool's resource was destroyed %d times", kept_destroyed);
+    cr_expect_eq(kept_created, 2);
+    cr_expect_eq(kept_destroyed, 2, "the pool's resources were destroyed %d times", kept_destroyed);
     for (int i = 0; i < KEPT; i++) {
         cr_expect(!rs_guard_held(&kept_guards[i]), "guard %d still reads as held", i);
         cr_expect_eq(rs_guard_token(&kept_guards[i]), kept_tokens[i]);
