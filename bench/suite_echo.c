@@ -298,8 +298,7 @@ static void note_paired(rs_bench *b, const char *case_name, const echo_impl *a, 
  * cannot take above 1. Beyond the reader's wake-up jitter at the two marks
  * (1.02 leaves 4 ms in a 200 ms window), a higher value means that the CPU
  * time and the round trips were not counted over the same interval. */
-static void note_busy(rs_bench *b, const char *case_name, const echo_impl *servers, const rs_bench_impl *impls,
-                      unsigned reps)
+static void note_busy(rs_bench *b, const char *case_name, const echo_impl *servers, unsigned reps)
 {
     double med[3], hi[3];
     bool over = false;
@@ -313,15 +312,14 @@ static void note_busy(rs_bench *b, const char *case_name, const echo_impl *serve
     rs_bench_note(b,
                   "%s: server CPU per request x requests/s (the server thread's share of the window, at most 1): "
                   "%s %.3f (max %.3f), %s %.3f (max %.3f), %s %.3f (max %.3f)%s",
-                  case_name, impls[0].name, med[0], hi[0], impls[1].name, med[1], hi[1], impls[2].name, med[2], hi[2],
-                  over ? "; ABOVE 1.02: CPU time and round trips were not counted over the same interval" : "");
+                  case_name, servers[0].name, med[0], hi[0], servers[1].name, med[1], hi[1], servers[2].name, med[2],
+                  hi[2], over ? "; ABOVE 1.02: CPU time and round trips were not counted over the same interval" : "");
 }
 
 /* Every connection completed round trips in every window (the client fails
  * the measurement otherwise); how evenly a server shares itself among them
  * shows in the fewest one of them completed. */
-static void note_fewest(rs_bench *b, const char *case_name, const echo_impl *servers, const rs_bench_impl *impls,
-                        unsigned reps)
+static void note_fewest(rs_bench *b, const char *case_name, const echo_impl *servers, unsigned reps)
 {
     double lo[3], mean[3];
     for (size_t k = 0; k < 3; k++) {
@@ -334,7 +332,7 @@ static void note_fewest(rs_bench *b, const char *case_name, const echo_impl *ser
     rs_bench_note(b,
                   "%s: fewest round trips of one connection in a window, worst repetition (median of the mean per "
                   "connection): %s %.0f (%.0f), %s %.0f (%.0f), %s %.0f (%.0f)",
-                  case_name, impls[0].name, lo[0], mean[0], impls[1].name, lo[1], mean[1], impls[2].name, lo[2],
+                  case_name, servers[0].name, lo[0], mean[0], servers[1].name, lo[1], mean[1], servers[2].name, lo[2],
                   mean[2]);
 }
 
@@ -419,7 +417,7 @@ static int run_echo(rs_bench *b)
         }
         note_paired(b, name, &servers[0], &servers[1], impls[1].name, reps);
         note_paired(b, name, &servers[0], &servers[2], impls[2].name, reps);
-        note_fewest(b, name, servers, impls, reps);
+        note_fewest(b, name, servers, reps);
         /* The same runs seen from the server's side: its CPU time per request. */
         snprintf(name, sizeof name, "server CPU, %u connection%s", c.connections, c.connections == 1 ? "" : "s");
         double med[3];
@@ -427,7 +425,7 @@ static int run_echo(rs_bench *b)
             med[k] = rs_bench_samples(b, name, impls[k].name, servers[k].cpu_us, reps, "us/request");
         for (size_t k = 1; k < 3; k++)
             rs_bench_ratio(b, name, impls[0].name, impls[k].name, med[0] / med[k]);
-        note_busy(b, name, servers, impls, reps);
+        note_busy(b, name, servers, reps);
     }
     return 0;
 }
