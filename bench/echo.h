@@ -31,6 +31,7 @@ typedef struct rs_echo_result {
     uint64_t requests;      /* round trips in the window */
     uint64_t total;         /* round trips from the first to the last, warm-up included */
     uint64_t min_per_conn;  /* fewest round trips one connection completed in the window */
+    double client_busy;     /* the client's CPU time in the window / the window: its share of its core, <= 1 */
     char note[160];         /* what failed, when rc != 0 */
 } rs_echo_result;
 

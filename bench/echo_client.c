@@ -3,10 +3,20 @@
  * flight (send, wait for the 64 bytes back, check them, send the next).
  *
  * The client must cost less per request than any server it measures, or it
- * would measure itself: it submits every connection's next send and receive
- * in one io_uring_enter per batch of completions, so with many connections a
- * request costs it a fraction of a system call. The same client (same binary,
- * same settings) drives every server. */
+ * would measure itself: both sides of a loopback ping-pong do the same kernel
+ * work per request, so a client that spends as much CPU per request as the
+ * fastest server caps that server's rate at its own. It therefore takes the
+ * kernel's cheapest path, which a library cannot take behind its user's back
+ * but a load generator that owns its sockets can: the sockets are registered
+ * with the ring (no file lookup per operation), every connection has one
+ * multishot receive armed for the whole run, fed from a ring of provided
+ * buffers (no submission and no poll arming per reply), and a send posts a
+ * completion only when it fails or sends short (MSG_WAITALL with
+ * IOSQE_CQE_SKIP_SUCCESS). What is left per request is one send submission
+ * and one receive completion, in batches: every ready connection's next send
+ * goes to the kernel in one io_uring_enter. The same client (same binary, same
+ * settings) drives every server; the suite reports its share of its core, so
+ * a run in which it still saturates shows as such. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +38,6 @@
 #include "echo.h"
 
 typedef struct conn {
-    int fd;
     uint32_t seq;
     unsigned sent, got; /* bytes of the current request sent, and echoed back */
     uint64_t done;      /* verified round trips on this connection since the start */
@@ -38,12 +47,22 @@ typedef struct conn {
 
 enum { OP_SEND = 0, OP_RECV = 1 };
 
+/* The provided buffers the multishot receives take replies into: one group,
+ * BUF_SIZE bytes each (a reply is RS_ECHO_MSG; more room lets a server that
+ * answers with too many bytes be caught by the length check instead of
+ * having its reply split). */
+#define BUF_GROUP 0
+#define BUF_SIZE  256
+
 typedef struct client {
     struct io_uring ring;
     conn *conns;
     unsigned n;
     uint64_t completed; /* verified round trips since the start */
     bool holding;       /* a connection's answer does not start its next request (see first_answers) */
+    struct io_uring_buf_ring *bufs;
+    unsigned buf_count; /* a power of two */
+    unsigned char *buf_memory;
 } client;
 
 /* How long every connection may take to answer its first request. */
@@ -67,19 +86,41 @@ static struct io_uring_sqe *get_sqe(client *cl)
     return sqe;
 }
 
-/* The rest of the current request's send, or of its reply. */
-static int queue(client *cl, unsigned idx, int op)
+/* The rest of the current request. MSG_WAITALL makes the kernel finish a
+ * partial send itself; a send that still ends short, or fails, is marked
+ * failed, and only then posts a completion. */
+static int queue_send(client *cl, unsigned idx)
 {
     struct io_uring_sqe *sqe = get_sqe(cl);
     if (!sqe)
         return -EBUSY;
     conn *c = &cl->conns[idx];
-    if (op == OP_SEND)
-        io_uring_prep_send(sqe, c->fd, c->out + c->sent, RS_ECHO_MSG - c->sent, MSG_NOSIGNAL);
-    else
-        io_uring_prep_recv(sqe, c->fd, c->in + c->got, RS_ECHO_MSG - c->got, 0);
-    io_uring_sqe_set_data64(sqe, (uint64_t)idx << 1 | (uint64_t)op);
+    io_uring_prep_send(sqe, (int)idx, c->out + c->sent, RS_ECHO_MSG - c->sent, MSG_NOSIGNAL | MSG_WAITALL);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, (uint64_t)idx << 1 | OP_SEND);
     return 0;
+}
+
+/* Armed once per connection; posts a completion per arrival of bytes until
+ * it ends (no IORING_CQE_F_MORE: buffers ran out, or an error), when it is
+ * armed again. */
+static int arm_receive(client *cl, unsigned idx)
+{
+    struct io_uring_sqe *sqe = get_sqe(cl);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv_multishot(sqe, (int)idx, NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, (uint64_t)idx << 1 | OP_RECV);
+    return 0;
+}
+
+static void give_buffer(client *cl, unsigned bid)
+{
+    io_uring_buf_ring_add(cl->bufs, cl->buf_memory + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(cl->buf_count), 0);
+    io_uring_buf_ring_advance(cl->bufs, 1);
 }
 
 static int start_request(client *cl, unsigned idx)
@@ -88,30 +129,51 @@ static int start_request(client *cl, unsigned idx)
     c->seq++;
     c->sent = c->got = 0;
     fill(c, idx);
-    int rc = queue(cl, idx, OP_SEND);
-    return rc ? rc : queue(cl, idx, OP_RECV);
+    return queue_send(cl, idx);
 }
 
-static int on_completion(client *cl, uint64_t data, int res)
+/* Bytes of a reply: appended to the connection's reply so far, which must
+ * stay within the request's length and, once complete, equal it. */
+static int on_reply_bytes(client *cl, unsigned idx, const unsigned char *bytes, unsigned len)
 {
-    unsigned idx = (unsigned)(data >> 1);
     conn *c = &cl->conns[idx];
-    if (res < 0)
-        return res;
-    if (res == 0)
-        return -ECONNRESET; /* the server closed a connection it should be serving */
-    if ((data & 1) == OP_SEND) {
-        c->sent += (unsigned)res;
-        return c->sent < RS_ECHO_MSG ? queue(cl, idx, OP_SEND) : 0;
-    }
-    c->got += (unsigned)res;
+    if (len > RS_ECHO_MSG - c->got)
+        return -EPROTO; /* more than was sent: the server mixed up bytes */
+    memcpy(c->in + c->got, bytes, len);
+    c->got += len;
     if (c->got < RS_ECHO_MSG)
-        return queue(cl, idx, OP_RECV);
+        return 0;
     if (memcmp(c->in, c->out, RS_ECHO_MSG) != 0)
         return -EPROTO; /* not what was sent: the server lost or mixed up bytes */
     cl->completed++;
     c->done++;
     return cl->holding ? 0 : start_request(cl, idx);
+}
+
+static int on_completion(client *cl, uint64_t data, int res, unsigned flags)
+{
+    unsigned idx = (unsigned)(data >> 1);
+    conn *c = &cl->conns[idx];
+    if ((data & 1) == OP_SEND) {
+        if (res < 0)
+            return res;
+        c->sent += (unsigned)res; /* a short send: send the rest */
+        return c->sent < RS_ECHO_MSG ? queue_send(cl, idx) : 0;
+    }
+    int rc = 0;
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0)
+            rc = on_reply_bytes(cl, idx, cl->buf_memory + (size_t)bid * BUF_SIZE, (unsigned)res);
+        give_buffer(cl, bid);
+    }
+    if (rc)
+        return rc;
+    if (res == 0)
+        return -ECONNRESET; /* the server closed a connection it should be serving */
+    if (res < 0 && res != -ENOBUFS)
+        return res;
+    return flags & IORING_CQE_F_MORE ? 0 : arm_receive(cl, idx);
 }
 
 /* ------------------------------------------------------------ the run */
@@ -138,19 +200,49 @@ static int setup(client *cl, const rs_echo_load *load)
     }
     if (rc)
         return rc;
+    int *fds = calloc(cl->n, sizeof *fds);
+    if (!fds)
+        return -ENOMEM;
     struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(load->port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    for (unsigned i = 0; i < cl->n; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -errno;
-        cl->conns[i].fd = fd;
+    for (unsigned i = 0; i < cl->n && rc == 0; i++) {
+        int fd = fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0)
-            return -errno;
+        if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+            connect(fd, (struct sockaddr *)&to, sizeof to) != 0)
+            rc = -errno;
     }
-    return 0;
+    /* Connection i is registered file i; the descriptors go with the process. */
+    if (rc == 0)
+        rc = io_uring_register_files(&cl->ring, fds, cl->n);
+    free(fds);
+    if (rc)
+        return rc;
+    /* At most one reply per connection is outstanding, in at most a few
+     * pieces, and every buffer goes back to the ring as soon as its
+     * completion is handled. */
+    cl->buf_count = 64;
+    while (cl->buf_count < 2 * cl->n && cl->buf_count < 32768)
+        cl->buf_count *= 2;
+    size_t ring_bytes = cl->buf_count * sizeof(struct io_uring_buf);
+    void *ring_memory;
+    if (posix_memalign(&ring_memory, 4096, ring_bytes) != 0)
+        return -ENOMEM;
+    cl->bufs = ring_memory;
+    cl->buf_memory = malloc((size_t)cl->buf_count * BUF_SIZE);
+    if (!cl->buf_memory)
+        return -ENOMEM;
+    io_uring_buf_ring_init(cl->bufs);
+    struct io_uring_buf_reg reg = { .ring_addr = (uint64_t)(uintptr_t)cl->bufs,
+                                    .ring_entries = cl->buf_count,
+                                    .bgid = BUF_GROUP };
+    if ((rc = io_uring_register_buf_ring(&cl->ring, &reg, 0)) != 0)
+        return rc;
+    for (unsigned bid = 0; bid < cl->buf_count; bid++)
+        give_buffer(cl, bid);
+    for (unsigned i = 0; i < cl->n && rc == 0; i++)
+        rc = arm_receive(cl, i);
+    return rc;
 }
 
 /* Tells the bench process that the window opens or closes: called right
@@ -210,7 +302,7 @@ static int reap(client *cl)
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&cl->ring, head, cqe) {
         seen++;
-        rc = on_completion(cl, cqe->user_data, cqe->res);
+        rc = on_completion(cl, cqe->user_data, cqe->res, cqe->flags);
         if (rc)
             return rc;
     }
@@ -256,6 +348,14 @@ static int first_answers(client *cl, rs_echo_result *res)
 /* Once every connection has been answered, ping-pong until the window has
  * passed; counts the round trips completed inside it, in all and per
  * connection, and marks the window's opening and closing on marks_fd. */
+static int64_t process_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int drive(client *cl, const rs_echo_load *load, int marks_fd, rs_echo_result *res)
 {
     int rc = first_answers(cl, res);
@@ -267,7 +367,7 @@ static int drive(client *cl, const rs_echo_load *load, int marks_fd, rs_echo_res
     }
     int64_t now = rs_bench_now_ns();
     int64_t window_start = now + load->warmup_ns, window_end = window_start + load->window_ns;
-    int64_t counted_from = 0;
+    int64_t counted_from = 0, cpu_from = 0;
     uint64_t base = 0;
     bool counting = false;
     for (;;) {
@@ -281,6 +381,7 @@ static int drive(client *cl, const rs_echo_load *load, int marks_fd, rs_echo_res
             mark(marks_fd);
             counting = true;
             counted_from = now;
+            cpu_from = process_cpu_ns();
             base = cl->completed;
             for (unsigned i = 0; i < cl->n; i++)
                 cl->conns[i].base = cl->conns[i].done;
@@ -289,8 +390,10 @@ static int drive(client *cl, const rs_echo_load *load, int marks_fd, rs_echo_res
             mark(marks_fd);
             res->total = cl->completed;
             res->requests = cl->completed - base;
-            if (now > counted_from)
+            if (now > counted_from) {
                 res->requests_per_s = (double)res->requests * 1e9 / (double)(now - counted_from);
+                res->client_busy = (double)(process_cpu_ns() - cpu_from) / (double)(now - counted_from);
+            }
             return check_connections(cl, load, res);
         }
     }
