@@ -58,12 +58,14 @@ typedef struct rs__io_req {
     int flags;            /* recv, send: MSG_*, as the kernel gets them; accept: SOCK_* */
     socklen_t *addrlen;   /* accept */
     bool single_attempt;  /* -EAGAIN is the answer, not a reason to wait (the caller's MSG_DONTWAIT) */
+    bool at_once;         /* the first attempt goes to the kernel at once (rs__uring_op_run_at_once) */
+    uint32_t cqe_flags;   /* out: the last attempt's CQE flags */
 } rs__io_req;
 
 /* Runs the operation (arguments already checked, caller past rs__checkpoint)
  * and returns its result; after -EAGAIN it waits for readiness and tries
  * again, unless the request is a single attempt. */
-int rs__io_retrying(const rs__io_req *r);
+int rs__io_retrying(rs__io_req *r);
 
 /* IORING_OP_CONNECT bounded by deadline_ns (0 = none): -ETIMEDOUT when it
  * passes. Arguments already checked, caller past rs__checkpoint. */

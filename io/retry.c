@@ -19,7 +19,7 @@ static void prepare(struct io_uring_sqe *sqe, const rs__io_req *r)
 
 /* Invariant: a retry waits for the readiness that can end the -EAGAIN, or
  * there is no retry (a single attempt). */
-int rs__io_retrying(const rs__io_req *r)
+int rs__io_retrying(rs__io_req *r)
 {
     short events = r->kind == RS__IO_WRITE || r->kind == RS__IO_SEND ? POLLOUT : POLLIN;
     if (r->kind == RS__IO_RECV && (r->flags & MSG_OOB))
@@ -29,9 +29,13 @@ int rs__io_retrying(const rs__io_req *r)
         if (!sqe)
             return -EBUSY;
         prepare(sqe, r);
-        int rc = rs__io_run(sqe, 0);
+        rs__uring_op op;
+        int rc = r->at_once ? rs__uring_op_run_at_once(&op, sqe) : rs__uring_op_run(&op, sqe, 0);
+        r->cqe_flags = op.cqe_flags;
         if (rc != -EAGAIN || r->single_attempt)
             return rc;
+        /* Readiness came: the retry waits like any other. */
+        r->at_once = false;
         rc = rs__io_wait_ready(r->fd, events);
         if (rc)
             return rc;

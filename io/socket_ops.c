@@ -68,7 +68,17 @@ ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
 
 /* flags are accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC). A connection accepted
  * just as the task is cancelled is still returned (the descriptor is never
- * lost); the task's next cancellation point reports the cancellation. */
+ * lost); the task's next cancellation point reports the cancellation.
+ *
+ * Draining a burst: an accept, like any operation, is submitted with the
+ * worker's next batch, so an acceptor among busy tasks would take one
+ * connection per trip to the kernel while hundreds wait in the backlog. When
+ * the kernel reports more connections queued behind the one it returned
+ * (IORING_CQE_F_SOCK_NONEMPTY, Linux 6.10 on; never set before, which keeps
+ * the batched path), the next accept on that socket goes to the kernel at
+ * once and completes without suspending, as an event loop's accept loop
+ * would. Each such accept counts against the dispatch budget, so a long burst
+ * still lets the other tasks run every RS_DISPATCH_BATCH accepts. */
 int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
     int rc = rs__checkpoint();
@@ -80,8 +90,18 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         return -EINVAL;
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
         return -EINVAL;
-    return rs__io_retrying(
-        &(rs__io_req){ .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen, .flags = flags });
+    rs__worker *w = rs__worker_get();
+    rs__io_req r = { .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen, .flags = flags };
+    if (w->accept_backlog_fd == fd && w->budget > 0) {
+        r.at_once = true;
+        w->budget--;
+    }
+    rc = rs__io_retrying(&r);
+    if (rc >= 0 && (r.cqe_flags & IORING_CQE_F_SOCK_NONEMPTY))
+        w->accept_backlog_fd = fd;
+    else if (w->accept_backlog_fd == fd)
+        w->accept_backlog_fd = -1;
+    return rc;
 }
 
 static int connect_once(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns,

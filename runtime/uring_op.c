@@ -80,8 +80,8 @@ void rs__uring_cancel_backlog_flush(rs__worker *w)
 
 static void op_done(rs__completion *c, int res, uint32_t flags)
 {
-    (void)flags;
     rs__uring_op *op = (rs__uring_op *)((char *)c - offsetof(rs__uring_op, comp));
+    op->cqe_flags = flags;
     if (__builtin_expect(op->in_backlog, 0))
         backlog_remove(op->wait.task->worker, op);
     rs__wait_wake(&op->wait, res);
@@ -105,14 +105,18 @@ struct io_uring_sqe *rs__uring_sqe(void)
     return w && w->current ? rs__sqe_get(w) : NULL;
 }
 
-int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadline_ns)
+static void op_start(rs__worker *w, rs__uring_op *op, struct io_uring_sqe *sqe)
 {
-    rs__worker *w = rs__worker_get();
     rs__wait_init(&op->wait, op_abort);
     op->comp.done = op_done;
     op->abort_reason = 0;
+    op->cqe_flags = 0;
     op->in_backlog = false;
     rs__sqe_track(w, sqe, &op->comp);
+}
+
+static int op_finish(rs__uring_op *op, int64_t deadline_ns)
+{
     int res = rs__wait_park(&op->wait, deadline_ns);
     if (__builtin_expect(res < 0, 0) && interrupted(res)) {
         /* Cancelled or interrupted, and not by this task's cancellation:
@@ -122,6 +126,22 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
         return op->abort_reason ? op->abort_reason : -EBADF;
     }
     return res;
+}
+
+int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadline_ns)
+{
+    op_start(rs__worker_get(), op, sqe);
+    return op_finish(op, deadline_ns);
+}
+
+int rs__uring_op_run_at_once(rs__uring_op *op, struct io_uring_sqe *sqe)
+{
+    rs__worker *w = rs__worker_get();
+    op_start(w, op, sqe);
+    /* A completion reaped here ends the wait before it parks: rs__wait_park
+     * then returns at once. */
+    rs__worker_flush(w);
+    return op_finish(op, 0);
 }
 
 void rs__uring_submit_now(void)

@@ -21,6 +21,7 @@ typedef struct rs__uring_op {
     rs__wait wait;
     rs__completion comp;
     int abort_reason; /* why the operation was cancelled, 0 if it was not */
+    uint32_t cqe_flags; /* the CQE's flags, once it has arrived */
     /* While its cancellation request waits for an SQE: linked on the worker's
      * cancel_backlog (see rs__uring_cancel_backlog_flush). */
     bool in_backlog;
@@ -40,6 +41,15 @@ struct io_uring_sqe *rs__uring_sqe(void);
  * operation cancelled by anything else (rs_close of its descriptor) returns
  * -EBADF. */
 int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadline_ns);
+
+/* rs__uring_op_run without a deadline, for an operation the kernel is
+ * expected to complete at its submission (an accept with connections
+ * queued): the SQE goes to the kernel at once, with every SQE queued before
+ * it, and what has completed is reaped before the task would park, so such
+ * an operation returns without suspending and without waiting for the next
+ * batch. One io_uring_enter of its own; otherwise it behaves exactly like
+ * rs__uring_op_run (an operation that must wait waits). */
+int rs__uring_op_run_at_once(rs__uring_op *op, struct io_uring_sqe *sqe);
 
 /* Submits every queued SQE now, without waiting (the batch normally goes
  * with the worker's next trip to the kernel): for a caller that must see an

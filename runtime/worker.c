@@ -96,6 +96,7 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
     }
     rs__stack_pool_init(&w->stacks);
     w->poke_fd = -1;
+    w->accept_backlog_fd = -1;
     w->runq_tailp = w->runq_timed_tailp = &w->runq_head;
 
     pthread_attr_t attr;
@@ -185,6 +186,12 @@ struct io_uring_sqe *rs__sqe_get(rs__worker *w)
         reap(w);
     }
     return NULL;
+}
+
+void rs__worker_flush(rs__worker *w)
+{
+    io_uring_submit_and_get_events(&w->ring);
+    reap(w);
 }
 
 static bool io_pending(rs__worker *w)

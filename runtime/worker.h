@@ -71,6 +71,11 @@ typedef struct rs__worker {
     /* Cancellations of operations in the kernel whose ASYNC_CANCEL found no
      * SQE yet (runtime/uring_op.c); almost always empty. */
     struct rs__uring_op *cancel_backlog;
+    /* The listening socket whose last rs_accept reported more connections
+     * queued (IORING_CQE_F_SOCK_NONEMPTY), -1 when none: its next accept goes
+     * to the kernel at once (io/socket_ops.c). A hint only: a stale one costs
+     * a system call, never a wrong result. */
+    int accept_backlog_fd;
     /* For tests: the next this many cancellation requests find no SQE, as if
      * the ring refused every submission. */
     unsigned cancel_sqe_refusals;
@@ -104,6 +109,12 @@ static inline void rs__sqe_track(rs__worker *w, struct io_uring_sqe *sqe, void *
     io_uring_sqe_set_data(sqe, completion);
     w->inflight++;
 }
+
+/* One non-blocking trip to the kernel now, from a task: submits every queued
+ * SQE and reaps what has completed. Like rs__worker_refill it only makes
+ * tasks ready (or ends the caller's own wait before it parks), never
+ * switches; unlike it, it leaves the budget and the timers alone. */
+void rs__worker_flush(rs__worker *w);
 
 /* The dispatch budget ran out: one non-blocking trip to the kernel (submit,
  * reap) and the due timers, run on the current stack; it only makes tasks
