@@ -10,7 +10,9 @@
  *
  * Submission is batched by the worker loop: rs__io_run only queues the SQE
  * and parks the task; the one io_uring_enter of the next round submits it
- * together with every other task's. */
+ * together with every other task's. The exception is an operation expected
+ * to complete at its submission (an accept with connections queued, see
+ * rs_accept), which rs__uring_op_run_at_once submits at once. */
 #ifndef RS_IO_IO_OP_H
 #define RS_IO_IO_OP_H
 

@@ -74,11 +74,14 @@ ssize_t rs_send(int fd, const void *buf, size_t len, int flags)
  * worker's next batch, so an acceptor among busy tasks would take one
  * connection per trip to the kernel while hundreds wait in the backlog. When
  * the kernel reports more connections queued behind the one it returned
- * (IORING_CQE_F_SOCK_NONEMPTY, Linux 6.10 on; never set before, which keeps
- * the batched path), the next accept on that socket goes to the kernel at
- * once and completes without suspending, as an event loop's accept loop
- * would. Each such accept counts against the dispatch budget, so a long burst
- * still lets the other tasks run every RS_DISPATCH_BATCH accepts. */
+ * (IORING_CQE_F_SOCK_NONEMPTY, Linux 6.10 on, for TCP; never set before or
+ * for other families, which keeps the batched path), the next accept on that
+ * socket goes to the kernel at once and completes without suspending, as an
+ * event loop's accept loop would. The worker remembers one such socket (the
+ * last to report), enough for an acceptor task per listener: each drains its
+ * own burst in a run. Each accept that completes at once counts against the
+ * dispatch budget, so a long burst still lets the other tasks run every
+ * RS_DISPATCH_BATCH accepts. */
 int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
     int rc = rs__checkpoint();
@@ -92,10 +95,7 @@ int rs_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         return -EINVAL;
     rs__worker *w = rs__worker_get();
     rs__io_req r = { .kind = RS__IO_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen, .flags = flags };
-    if (w->accept_backlog_fd == fd && w->budget > 0) {
-        r.at_once = true;
-        w->budget--;
-    }
+    r.at_once = w->accept_backlog_fd == fd && w->budget > 0;
     rc = rs__io_retrying(&r);
     if (rc >= 0 && (r.cqe_flags & IORING_CQE_F_SOCK_NONEMPTY))
         w->accept_backlog_fd = fd;

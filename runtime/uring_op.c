@@ -141,6 +141,8 @@ int rs__uring_op_run_at_once(rs__uring_op *op, struct io_uring_sqe *sqe)
     /* A completion reaped here ends the wait before it parks: rs__wait_park
      * then returns at once. */
     rs__worker_flush(w);
+    if (op->wait.woken && w->budget > 0)
+        w->budget--; /* it ran like a dispatch: see uring_op.h */
     return op_finish(op, 0);
 }
 

@@ -48,7 +48,10 @@ int rs__uring_op_run(rs__uring_op *op, struct io_uring_sqe *sqe, int64_t deadlin
  * it, and what has completed is reaped before the task would park, so such
  * an operation returns without suspending and without waiting for the next
  * batch. One io_uring_enter of its own; otherwise it behaves exactly like
- * rs__uring_op_run (an operation that must wait waits). */
+ * rs__uring_op_run (an operation that must wait waits). An operation that
+ * returns without suspending counts as a dispatch against the worker's
+ * budget, so a task that keeps completing such operations still lets the
+ * others run every RS_DISPATCH_BATCH. */
 int rs__uring_op_run_at_once(rs__uring_op *op, struct io_uring_sqe *sqe);
 
 /* Submits every queued SQE now, without waiting (the batch normally goes

@@ -14,7 +14,10 @@
  *     stack: it only makes tasks ready). Only when nothing is ready does
  *     control go back to the scheduler's context, which blocks in the kernel
  *     with the earliest timer as the wait's limit: one kernel timeout for all
- *     timers, never an SQE per sleep.
+ *     timers, never an SQE per sleep. The one exception: an operation the
+ *     kernel is expected to complete at submission (an accept with more
+ *     connections queued) makes a non-blocking enter of its own from its
+ *     task, reaps, and counts as a dispatch (rs__uring_op_run_at_once).
  *  4. Every SQE that names a completion is counted in w->inflight until its
  *     last CQE is reaped, except the worker's own standing poke read (marked
  *     RS__UNTRACKED); a task never returns from an operation before its CQE

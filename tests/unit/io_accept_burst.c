@@ -174,6 +174,9 @@ static int drained_by_someone_else(void *arg)
     RS_CHECK(s2 >= 0);
     RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl), 0);
 
+    if (kernel_reports_backlog())
+        RS_CHECK_EQ(rs__worker_get()->accept_backlog_fd, lfd); /* the next accept goes at once */
+
     rs_scope *sc;
     RS_CHECK_OK(rs_scope_open(NULL, &sc));
     late_connect lc = { .port = port, .acceptor = rs_current_task(), .fd = -1 };
@@ -203,4 +206,151 @@ Test(io_accept_burst, a_backlog_drained_elsewhere_makes_the_next_accept_wait_non
 {
     bool nonblocking = true;
     RS_RUN_OK(drained_by_someone_else, &nonblocking);
+}
+
+/* A listener whose last accept reported more queued, and whose queue was
+ * then emptied by someone else: the next rs_accept takes the at-once path
+ * and has to wait. Returns the listener; *client the connection left
+ * accepted, for the caller to close. */
+static int stale_hint_listener(int *accepted, int *taken_elsewhere, int clients[2])
+{
+    int lfd = listener(false);
+    uint16_t port = rs_test_port_of(lfd, NULL);
+    clients[0] = connect_plain(port);
+    clients[1] = connect_plain(port);
+    *accepted = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    RS_CHECK(*accepted >= 0);
+    int fl = fcntl(lfd, F_GETFL);
+    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl | O_NONBLOCK), 0);
+    *taken_elsewhere = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    RS_CHECK(*taken_elsewhere >= 0);
+    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl), 0);
+    if (kernel_reports_backlog())
+        RS_CHECK_EQ(rs__worker_get()->accept_backlog_fd, lfd);
+    return lfd;
+}
+
+static int close_all(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        RS_CHECK_OK(rs_close(fds[i]));
+    return 0;
+}
+
+typedef struct accept_result {
+    int lfd, rc;
+} accept_result;
+
+static int accept_once(void *arg)
+{
+    accept_result *a = arg;
+    a->rc = rs_accept(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+    return a->rc < 0 ? a->rc : 0;
+}
+
+/* An at-once accept that has to wait is an ordinary wait: a scope timeout
+ * ends it with -ECANCELED and the listener stays usable. */
+static int cancelled_while_waiting_at_once(void *arg)
+{
+    (void)arg;
+    int s1, s2, clients[2];
+    int lfd = stale_hint_listener(&s1, &s2, clients);
+    rs_scope *sc;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 20 }, &sc));
+    accept_result a = { .lfd = lfd, .rc = 0 };
+    RS_CHECK_OK(rs_spawn(sc, accept_once, &a, NULL, NULL));
+    RS_CHECK_EQ(rs_scope_close(sc), -ETIMEDOUT);
+    RS_CHECK_EQ(a.rc, -ECANCELED);
+    RS_CHECK_EQ(rs__worker_get()->inflight, 0u);
+    int c3 = connect_plain(rs_test_port_of(lfd, NULL));
+    int s3 = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    RS_CHECK(s3 >= 0);
+    int fds[] = { s1, s2, s3, clients[0], clients[1], c3, lfd };
+    RS_CHECK_OK(close_all(fds, sizeof fds / sizeof fds[0]));
+    return 0;
+}
+
+Test(io_accept_burst, an_at_once_accept_that_waits_is_cancelled_like_any_wait)
+{
+    RS_RUN_OK(cancelled_while_waiting_at_once, NULL);
+}
+
+typedef struct closer {
+    int lfd;
+    rs_task *acceptor;
+} closer;
+
+static int close_listener(void *arg)
+{
+    closer *c = arg;
+    RS_CHECK_OK(rs_test_until_in_kernel(c->acceptor));
+    RS_CHECK_OK(rs_close(c->lfd));
+    return 0;
+}
+
+/* rs_close of the listener in another task ends the waiting accept with
+ * -EBADF, as for any accept. */
+static int closed_while_waiting_at_once(void *arg)
+{
+    (void)arg;
+    int s1, s2, clients[2];
+    int lfd = stale_hint_listener(&s1, &s2, clients);
+    rs_scope *sc;
+    RS_CHECK_OK(rs_scope_open(NULL, &sc));
+    closer c = { .lfd = lfd, .acceptor = rs_current_task() };
+    RS_CHECK_OK(rs_spawn(sc, close_listener, &c, NULL, NULL));
+    RS_CHECK_EQ(rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC), -EBADF);
+    RS_CHECK_OK(rs_scope_close(sc));
+    int fds[] = { s1, s2, clients[0], clients[1] };
+    RS_CHECK_OK(close_all(fds, sizeof fds / sizeof fds[0]));
+    return 0;
+}
+
+Test(io_accept_burst, an_at_once_accept_that_waits_ends_when_another_task_closes_the_listener)
+{
+    RS_RUN_OK(closed_while_waiting_at_once, NULL);
+}
+
+typedef struct budget_probe {
+    int budget_seen;
+    uint16_t port;
+    int fd;
+} budget_probe;
+
+static int record_budget_then_connect(void *arg)
+{
+    budget_probe *p = arg;
+    p->budget_seen = rs__worker_get()->budget;
+    p->fd = connect_plain(p->port);
+    return 0;
+}
+
+/* Only an accept that completes at once counts as a dispatch: one that finds
+ * the queue empty and parks costs the budget what any parking call costs
+ * (the switch to the next task), not one more. */
+static int waiting_at_once_accept_costs_one_dispatch(void *arg)
+{
+    (void)arg;
+    int s1, s2, clients[2];
+    int lfd = stale_hint_listener(&s1, &s2, clients);
+    rs_scope *sc;
+    RS_CHECK_OK(rs_scope_open(NULL, &sc));
+    budget_probe p = { .port = rs_test_port_of(lfd, NULL), .fd = -1 };
+    RS_CHECK_OK(rs_spawn(sc, record_budget_then_connect, &p, NULL, NULL));
+    rs__worker *w = rs__worker_get();
+    while (w->budget < 4)
+        RS_CHECK_OK(rs_yield()); /* far from a kernel trip: the probe runs right after the park */
+    int before = w->budget;
+    int s3 = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    RS_CHECK(s3 >= 0);
+    RS_CHECK_EQ(p.budget_seen, before - 1);
+    RS_CHECK_OK(rs_scope_close(sc));
+    int fds[] = { s1, s2, s3, clients[0], clients[1], p.fd, lfd };
+    RS_CHECK_OK(close_all(fds, sizeof fds / sizeof fds[0]));
+    return 0;
+}
+
+Test(io_accept_burst, an_at_once_accept_that_waits_costs_one_dispatch)
+{
+    RS_RUN_OK(waiting_at_once_accept_costs_one_dispatch, NULL);
 }
