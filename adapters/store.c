@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "adapters/engine.h"
+#include "runtime/store_hold.h"
 #include "runtime/task.h"
 
 static const rs__store_ops *const backends[] = {
@@ -69,6 +70,15 @@ static int apply_opts(rs_store *st, const rs_store_opts *o)
     return 0;
 }
 
+/* A runtime or scope naming st counts as a user (runtime/store_hold.h). */
+static void hold(rs_store *st, int delta)
+{
+    if (delta > 0)
+        rs__store_ref(st);
+    else
+        rs__store_unref(st);
+}
+
 int rs_store_open(const char *url, const rs_store_opts *opts, rs_store **out)
 {
     if (!url || !out)
@@ -96,6 +106,7 @@ int rs_store_open(const char *url, const rs_store_opts *opts, rs_store **out)
         return rc;
     }
     rs__dlock_register(); /* from now on rs_lock_new with a store goes to the engine */
+    rs__store_hold_install(hold);
     *out = st;
     return 0;
 }

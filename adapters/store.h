@@ -204,7 +204,7 @@ struct rs_store {
     unsigned pool_size;           /* resolved options (defaults applied) */
     int64_t connect_timeout_ms;
     int64_t op_timeout_ms;
-    atomic_uint users;            /* lock objects using the handle: close is -EBUSY while > 0 */
+    atomic_uint users;            /* lock objects, runtimes and scopes using the handle: close is -EBUSY while > 0 */
     bool builtin;                 /* the runtime's default handle: never freed */
 };
 

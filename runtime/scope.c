@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "runtime/sched.h"
+#include "runtime/store_hold.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
 
@@ -38,6 +39,7 @@ static rs_scope *scope_alloc(rs__worker *w, rs_scope *parent, const char *name)
             parent->children->sib_prev = s;
         parent->children = s;
         s->store = parent->store;
+        rs__store_hold(s->store, +1);
     }
     if (name) {
         strncpy(s->name, name, sizeof s->name - 1);
@@ -79,6 +81,7 @@ static void scope_free(rs_scope *s)
         if (s->sib_next)
             s->sib_next->sib_prev = s->sib_prev;
     }
+    rs__store_hold(s->store, -1);
     free(s->defers);
     free(s);
 }
@@ -88,8 +91,10 @@ int rs__scope_new_detached(rs__worker *w, rs_scope *parent, const char *name, rs
     rs_scope *s = scope_alloc(w, parent, name);
     if (!s)
         return -ENOMEM;
-    if (!parent)
+    if (!parent) {
         s->store = w->store;
+        rs__store_hold(s->store, +1);
+    }
     *out = s;
     return 0;
 }
@@ -110,8 +115,11 @@ int rs_scope_open(const rs_scope_opts *opts, rs_scope **out)
         s->shield = opts->shield;
         s->keep_going = opts->keep_going;
         s->max_concurrency = opts->max_concurrency;
-        if (opts->store)
+        if (opts->store) {
+            rs__store_hold(opts->store, +1);
+            rs__store_hold(s->store, -1);
             s->store = opts->store;
+        }
     }
     if (s->parent->cancelled && !s->shield) {
         s->cancelled = true;

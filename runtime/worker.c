@@ -47,6 +47,7 @@
 #include "runtime/overflow.h"
 #include "runtime/sanitizer.h"
 #include "runtime/scope.h"
+#include "runtime/store_hold.h"
 #include "runtime/task.h"
 #include "runtime/uring_op.h"
 
@@ -108,6 +109,7 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
         pthread_attr_destroy(&attr);
     }
     rs__overflow_worker_init(w);
+    rs__store_hold(w->store, +1); /* last: nothing below can fail */
     return 0;
 }
 
@@ -121,6 +123,7 @@ void rs__worker_destroy(rs__worker *w)
     if (w->poke_fd >= 0)
         close(w->poke_fd);
     rs__timer_heap_destroy(&w->timers);
+    rs__store_hold(w->store, -1);
 }
 
 /* ------------------------------------------------------------ switching */

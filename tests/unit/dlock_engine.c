@@ -612,6 +612,43 @@ ENGINE_TEST(store_close_is_busy_while_locks_use_it, 10)
     return 0;
 }
 
+/* A scope naming a store (its own, or inherited) keeps it open: closing it
+ * then would leave rs_scope_acquire_lock with a freed handle. */
+ENGINE_TEST(store_close_is_busy_while_a_scope_names_it, 10)
+{
+    (void)e;
+    rs_store *h;
+    RS_CHECK_OK(rs_store_open("memory:", &(rs_store_opts){ .key_prefix = "named:" }, &h));
+    rs_scope *outer, *inner;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .store = h }, &outer));
+    RS_CHECK_OK(rs_scope_open(NULL, &inner)); /* inherits h */
+    RS_CHECK_EQ(rs_store_close(h), -EBUSY);
+    RS_CHECK_OK(rs_scope_close(inner));
+    RS_CHECK_EQ(rs_store_close(h), -EBUSY);
+    RS_CHECK_OK(rs_scope_close(outer));
+    RS_CHECK_OK(rs_store_close(h));
+    return 0;
+}
+
+static int close_default_store(void *arg)
+{
+    rs_store *h = arg;
+    RS_CHECK_EQ(rs_store_close(h), -EBUSY);
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_scope_acquire_lock(NULL, "still-there", 0, NULL, &g)); /* the handle is still usable */
+    RS_CHECK_OK(rs_guard_release(&g));
+    return 0;
+}
+
+/* The same for a runtime's default store, while the runtime runs. */
+Test(dlock_engine, store_close_is_busy_while_a_runtime_names_it_as_default, .timeout = 10)
+{
+    rs_store *h;
+    cr_assert_eq(rs_store_open("memory:", &(rs_store_opts){ .key_prefix = unique_prefix() }, &h), 0);
+    cr_assert_eq(rs_run(close_default_store, h, &(rs_runtime_opts){ .store = h }), 0);
+    cr_assert_eq(rs_store_close(h), 0);
+}
+
 typedef struct disposal {
     rs_lock *l;
     int rc;
