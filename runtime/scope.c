@@ -250,7 +250,8 @@ void rs__scope_cancel(rs_scope *s, rs__cancel_reason reason)
 
 void rs_scope_cancel(rs_scope *s)
 {
-    if (s)
+    /* Not from another thread: see rs_task_cancel. */
+    if (s && s->worker == rs__worker_get())
         rs__scope_cancel(s, RS_CANCEL_EXPLICIT);
 }
 
@@ -266,8 +267,13 @@ rs_signal *rs_scope_signal(rs_scope *s)
 
 int rs_scope_defer(rs_scope *s, void (*fn)(void *arg), void *arg)
 {
+    rs__worker *w = rs__worker_get();
+    if (!w)
+        return -EPERM;
     if (!s || !fn)
         return -EINVAL;
+    if (s->worker != w)
+        return -EPERM; /* a scope of another runtime (thread) */
     if (s->ndefers == s->cap_defers) {
         unsigned cap = s->cap_defers ? s->cap_defers * 2 : 4;
         rs__defer *d = realloc(s->defers, cap * sizeof *d);

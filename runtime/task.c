@@ -179,6 +179,8 @@ int rs_spawn(rs_scope *s, rs_task_fn fn, void *arg, const rs_spawn_opts *opts, r
         return -EPERM;
     if (!s || !fn)
         return -EINVAL;
+    if (s->worker != w)
+        return -EPERM; /* a scope of another runtime (thread) */
     return spawn_into(w, s, fn, arg, opts, out);
 }
 
@@ -214,6 +216,8 @@ int rs_task_join(rs_task *t, int *result)
         return -EPERM;
     if (!t || t->detached)
         return -EINVAL;
+    if (t->worker != w)
+        return -EPERM; /* a task of another runtime (thread) */
     if (t == w->current)
         return -EDEADLK;
     if (t->joined)
@@ -259,7 +263,9 @@ void rs__task_notify_cancel(rs_task *t)
 
 void rs_task_cancel(rs_task *t)
 {
-    if (!t || t->state == RS_TASK_DONE)
+    /* Another thread's task: its runtime's structures are not ours to
+     * touch (a data race), so nothing happens. */
+    if (!t || t->worker != rs__worker_get() || t->state == RS_TASK_DONE)
         return;
     t->cancel_requested = true;
     rs__task_update_cancel(t);
