@@ -251,7 +251,8 @@ void rs__scope_cancel(rs_scope *s, rs__cancel_reason reason)
 void rs_scope_cancel(rs_scope *s)
 {
     /* Not from another thread: see rs_task_cancel. */
-    if (s && s->worker == rs__worker_get())
+    rs__worker *w = rs__worker_get();
+    if (s && w && s->worker == w)
         rs__scope_cancel(s, RS_CANCEL_EXPLICIT);
 }
 

@@ -265,7 +265,8 @@ void rs_task_cancel(rs_task *t)
 {
     /* Another thread's task: its runtime's structures are not ours to
      * touch (a data race), so nothing happens. */
-    if (!t || t->worker != rs__worker_get() || t->state == RS_TASK_DONE)
+    rs__worker *w = rs__worker_get();
+    if (!t || !w || t->worker != w || t->state == RS_TASK_DONE)
         return;
     t->cancel_requested = true;
     rs__task_update_cancel(t);

@@ -1,6 +1,7 @@
 /* rs_lock: the common layer. Checks every call the same way for every kind
  * (see lock_backend.h), then dispatches to the kind's ops. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -13,11 +14,14 @@
 
 #define KEY_MAX 512
 
-static rs__lock_factory distributed_factory;
+/* Registered by every rs_store_open, from any thread, while other runtimes
+ * read it in rs_lock_new: atomic. A store handle reaches rs_lock_new only
+ * after its rs_store_open returned, so the acquire load sees the factory. */
+static _Atomic(rs__lock_factory) distributed_factory;
 
 void rs__lock_register_distributed(rs__lock_factory factory)
 {
-    distributed_factory = factory;
+    atomic_store_explicit(&distributed_factory, factory, memory_order_release);
 }
 
 static void lock_res_dispose(rs__scope_res *r)
@@ -47,7 +51,7 @@ int rs_lock_new(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
         rc = check_store_opts(opts);
         if (rc)
             return rc;
-        rs__lock_factory f = distributed_factory;
+        rs__lock_factory f = atomic_load_explicit(&distributed_factory, memory_order_acquire);
         if (!f)
             return -ENOTSUP;
         rc = f(s, opts, &l);

@@ -21,7 +21,8 @@ typedef struct rs_store_opts {
 } rs_store_opts;
 
 int rs_store_open(const char *url, const rs_store_opts *opts, rs_store **out);
-int rs_store_close(rs_store *st); /* -EBUSY (and stays open) while lock objects still use it */
+/* -EBUSY (and stays open) while lock objects, a running runtime or an open scope use it */
+int rs_store_close(rs_store *st);
 
 int rs_store_acquire(rs_store *st, const char *key, rs_lock_mode mode, const char *owner, int64_t ttl_ms,
                      uint64_t *token); /* 0 or -EBUSY */
