@@ -48,8 +48,10 @@ typedef struct rs_echo_client {
  * its counting window, so that whoever reads the marks can time something
  * else (the server's CPU clock) over the same interval. The measurement fails
  * (rc -ETIMEDOUT) when a connection got no answer to its first request in
- * 5 s, or completed no round trip in the window: a server that stalls, or
- * starves some of its connections, is not measured. */
+ * 5 s, or completed no round trip in the window: a server that stalls
+ * altogether, or starves some of its connections entirely, is not measured
+ * (one that only slows some down is, at its lower rate; the fewest round
+ * trips of one connection is reported). */
 int rs_echo_client_start(const rs_echo_load *load, rs_echo_client *c);
 
 /* Reads the client's result from done_fd and reaps the process (after which

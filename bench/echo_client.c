@@ -63,6 +63,7 @@ typedef struct client {
     struct io_uring_buf_ring *bufs;
     unsigned buf_count; /* a power of two */
     unsigned char *buf_memory;
+    char failure[96]; /* what made a run fail with -EPROTO */
 } client;
 
 /* How long every connection may take to answer its first request. */
@@ -70,10 +71,20 @@ typedef struct client {
 
 /* ------------------------------------------------------------ requests */
 
+/* Every request's bytes are distinct from every other request's, of this
+ * connection and of the others (a mix of the connection's index and the
+ * request's number, splitmix64), so that the byte check also catches a reply
+ * sent to the wrong connection or a stale one. */
 static void fill(conn *c, unsigned idx)
 {
-    for (unsigned i = 0; i < RS_ECHO_MSG; i++)
-        c->out[i] = (unsigned char)(idx * 31u + c->seq * 7u + i);
+    uint64_t x = (uint64_t)idx << 32 | c->seq;
+    for (unsigned i = 0; i < RS_ECHO_MSG; i += 8) {
+        uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        memcpy(c->out + i, &z, sizeof z);
+    }
 }
 
 static struct io_uring_sqe *get_sqe(client *cl)
@@ -102,8 +113,9 @@ static int queue_send(client *cl, unsigned idx)
 }
 
 /* Armed once per connection; posts a completion per arrival of bytes until
- * it ends (no IORING_CQE_F_MORE: buffers ran out, or an error), when it is
- * armed again. */
+ * it ends (no IORING_CQE_F_MORE). It is armed again when it ended for want
+ * of buffers (-ENOBUFS) or with bytes delivered; any other end (an error,
+ * the server's EOF) ends the run. */
 static int arm_receive(client *cl, unsigned idx)
 {
     struct io_uring_sqe *sqe = get_sqe(cl);
@@ -132,19 +144,27 @@ static int start_request(client *cl, unsigned idx)
     return queue_send(cl, idx);
 }
 
+/* -EPROTO, saying which connection and request. */
+static int wrong_reply(client *cl, unsigned idx, const char *what)
+{
+    snprintf(cl->failure, sizeof cl->failure, "connection %u, request %u: the reply %s", idx,
+             (unsigned)cl->conns[idx].seq, what);
+    return -EPROTO;
+}
+
 /* Bytes of a reply: appended to the connection's reply so far, which must
  * stay within the request's length and, once complete, equal it. */
 static int on_reply_bytes(client *cl, unsigned idx, const unsigned char *bytes, unsigned len)
 {
     conn *c = &cl->conns[idx];
     if (len > RS_ECHO_MSG - c->got)
-        return -EPROTO; /* more than was sent: the server mixed up bytes */
+        return wrong_reply(cl, idx, "is longer than the request"); /* the server mixed up bytes */
     memcpy(c->in + c->got, bytes, len);
     c->got += len;
     if (c->got < RS_ECHO_MSG)
         return 0;
     if (memcmp(c->in, c->out, RS_ECHO_MSG) != 0)
-        return -EPROTO; /* not what was sent: the server lost or mixed up bytes */
+        return wrong_reply(cl, idx, "differs from the request"); /* the server lost or mixed up bytes */
     cl->completed++;
     c->done++;
     return cl->holding ? 0 : start_request(cl, idx);
@@ -345,9 +365,6 @@ static int first_answers(client *cl, rs_echo_result *res)
     return 0;
 }
 
-/* Once every connection has been answered, ping-pong until the window has
- * passed; counts the round trips completed inside it, in all and per
- * connection, and marks the window's opening and closing on marks_fd. */
 static int64_t process_cpu_ns(void)
 {
     struct timespec ts;
@@ -356,6 +373,9 @@ static int64_t process_cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Once every connection has been answered, ping-pong until the window has
+ * passed; counts the round trips completed inside it, in all and per
+ * connection, and marks the window's opening and closing on marks_fd. */
 static int drive(client *cl, const rs_echo_load *load, int marks_fd, rs_echo_result *res)
 {
     int rc = first_answers(cl, res);
@@ -424,7 +444,7 @@ static void run_child(const rs_echo_load *load, int out_fd, int marks_fd)
         snprintf(res.note, sizeof res.note, "client setup (%u connections): %s", load->connections,
                  strerror(-res.rc));
     else if ((res.rc = drive(&cl, load, marks_fd, &res)) != 0 && !res.note[0])
-        snprintf(res.note, sizeof res.note, "client: %s", strerror(-res.rc));
+        snprintf(res.note, sizeof res.note, "client: %s%s%s", strerror(-res.rc), cl.failure[0] ? ": " : "", cl.failure);
     /* Sockets and ring go with the process. */
     ssize_t w = write(out_fd, &res, sizeof res);
     _exit(w == (ssize_t)sizeof res ? 0 : 1);
