@@ -320,12 +320,18 @@ static void note_busy(rs_bench *b, const char *case_name, const echo_impl *serve
                   case_name, servers[0].name, med[0], hi[0], servers[1].name, med[1], hi[1], servers[2].name, med[2],
                   hi[2], over ? "; ABOVE 1.02: CPU time and round trips were not counted over the same interval" : "");
     /* The client's side of the same windows: near 1 it, not the server,
-     * sets the rate, and a faster server cannot show how much faster. */
+     * sets the rate, and a faster server cannot show how much faster. The
+     * note says so when the client was as busy as the server it drove. */
+    bool client_bound = false;
+    for (size_t k = 0; k < 3; k++)
+        client_bound |= client_med[k] >= 0.95 && client_med[k] >= med[k] - 0.03;
     rs_bench_note(b,
                   "%s: the load client's CPU time over the window (its share of its core, at most 1) while serving "
-                  "%s %.3f (max %.3f), %s %.3f (max %.3f), %s %.3f (max %.3f)",
+                  "%s %.3f (max %.3f), %s %.3f (max %.3f), %s %.3f (max %.3f)%s",
                   case_name, servers[0].name, client_med[0], client_hi[0], servers[1].name, client_med[1], client_hi[1],
-                  servers[2].name, client_med[2], client_hi[2]);
+                  servers[2].name, client_med[2], client_hi[2],
+                  client_bound ? "; the client was about as busy as a server: the rates may be partly the client's"
+                               : "");
 }
 
 /* Every connection completed round trips in every window (the client fails
