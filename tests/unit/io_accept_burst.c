@@ -158,25 +158,42 @@ static int connect_once_accepting(void *arg)
     return 0;
 }
 
+/* A listener whose last accept reported more queued, and whose queue was
+ * then emptied by someone else: the next rs_accept takes the at-once path
+ * and has to wait. Returns the listener; the connection accepted, the one
+ * taken elsewhere and the two clients are the caller's to close. */
+static int stale_hint_listener(bool nonblocking, int *accepted, int *taken_elsewhere, int clients[2])
+{
+    int lfd = listener(nonblocking);
+    uint16_t port = rs_test_port_of(lfd, NULL);
+    clients[0] = connect_plain(port);
+    clients[1] = connect_plain(port);
+    *accepted = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    RS_CHECK(*accepted >= 0);
+    int fl = fcntl(lfd, F_GETFL);
+    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl | O_NONBLOCK), 0);
+    *taken_elsewhere = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    RS_CHECK(*taken_elsewhere >= 0);
+    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl), 0);
+    if (kernel_reports_backlog())
+        RS_CHECK_EQ(rs__worker_get()->accept_backlog_fd, lfd); /* the next accept goes at once */
+    return lfd;
+}
+
+static int close_all(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        RS_CHECK_OK(rs_close(fds[i]));
+    return 0;
+}
+
 /* The kernel said more were queued, then another party took them: the next
  * accept, sent at once, finds the backlog empty and waits like any other. */
 static int drained_by_someone_else(void *arg)
 {
-    bool nonblocking = *(bool *)arg;
-    int lfd = listener(nonblocking);
+    int s1, s2, clients[2];
+    int lfd = stale_hint_listener(*(bool *)arg, &s1, &s2, clients);
     uint16_t port = rs_test_port_of(lfd, NULL);
-    int c1 = connect_plain(port), c2 = connect_plain(port);
-    int s1 = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
-    RS_CHECK(s1 >= 0);
-    int fl = fcntl(lfd, F_GETFL);
-    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl | O_NONBLOCK), 0);
-    int s2 = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); /* someone else */
-    RS_CHECK(s2 >= 0);
-    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl), 0);
-
-    if (kernel_reports_backlog())
-        RS_CHECK_EQ(rs__worker_get()->accept_backlog_fd, lfd); /* the next accept goes at once */
-
     rs_scope *sc;
     RS_CHECK_OK(rs_scope_open(NULL, &sc));
     late_connect lc = { .port = port, .acceptor = rs_current_task(), .fd = -1 };
@@ -190,9 +207,8 @@ static int drained_by_someone_else(void *arg)
     char byte = 0;
     RS_CHECK_EQ(rs_recv(s3, &byte, 1, 0), 1);
     RS_CHECK_EQ(byte, 'x');
-    int fds[] = { c1, c2, s1, s2, s3, lc.fd, lfd };
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        RS_CHECK_OK(rs_close(fds[i]));
+    int fds[] = { clients[0], clients[1], s1, s2, s3, lc.fd, lfd };
+    RS_CHECK_OK(close_all(fds, sizeof fds / sizeof fds[0]));
     return 0;
 }
 
@@ -206,35 +222,6 @@ Test(io_accept_burst, a_backlog_drained_elsewhere_makes_the_next_accept_wait_non
 {
     bool nonblocking = true;
     RS_RUN_OK(drained_by_someone_else, &nonblocking);
-}
-
-/* A listener whose last accept reported more queued, and whose queue was
- * then emptied by someone else: the next rs_accept takes the at-once path
- * and has to wait. Returns the listener; *client the connection left
- * accepted, for the caller to close. */
-static int stale_hint_listener(int *accepted, int *taken_elsewhere, int clients[2])
-{
-    int lfd = listener(false);
-    uint16_t port = rs_test_port_of(lfd, NULL);
-    clients[0] = connect_plain(port);
-    clients[1] = connect_plain(port);
-    *accepted = rs_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
-    RS_CHECK(*accepted >= 0);
-    int fl = fcntl(lfd, F_GETFL);
-    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl | O_NONBLOCK), 0);
-    *taken_elsewhere = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    RS_CHECK(*taken_elsewhere >= 0);
-    RS_CHECK_EQ(fcntl(lfd, F_SETFL, fl), 0);
-    if (kernel_reports_backlog())
-        RS_CHECK_EQ(rs__worker_get()->accept_backlog_fd, lfd);
-    return lfd;
-}
-
-static int close_all(const int *fds, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        RS_CHECK_OK(rs_close(fds[i]));
-    return 0;
 }
 
 typedef struct accept_result {
@@ -254,7 +241,7 @@ static int cancelled_while_waiting_at_once(void *arg)
 {
     (void)arg;
     int s1, s2, clients[2];
-    int lfd = stale_hint_listener(&s1, &s2, clients);
+    int lfd = stale_hint_listener(false, &s1, &s2, clients);
     rs_scope *sc;
     RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 20 }, &sc));
     accept_result a = { .lfd = lfd, .rc = 0 };
@@ -294,7 +281,7 @@ static int closed_while_waiting_at_once(void *arg)
 {
     (void)arg;
     int s1, s2, clients[2];
-    int lfd = stale_hint_listener(&s1, &s2, clients);
+    int lfd = stale_hint_listener(false, &s1, &s2, clients);
     rs_scope *sc;
     RS_CHECK_OK(rs_scope_open(NULL, &sc));
     closer c = { .lfd = lfd, .acceptor = rs_current_task() };
@@ -332,7 +319,7 @@ static int waiting_at_once_accept_costs_one_dispatch(void *arg)
 {
     (void)arg;
     int s1, s2, clients[2];
-    int lfd = stale_hint_listener(&s1, &s2, clients);
+    int lfd = stale_hint_listener(false, &s1, &s2, clients);
     rs_scope *sc;
     RS_CHECK_OK(rs_scope_open(NULL, &sc));
     budget_probe p = { .port = rs_test_port_of(lfd, NULL), .fd = -1 };
