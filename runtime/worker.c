@@ -181,23 +181,21 @@ static void reap(rs__worker *w)
     }
 }
 
+void rs__worker_flush(rs__worker *w)
+{
+    io_uring_submit_and_get_events(&w->ring);
+    reap(w);
+}
+
 struct io_uring_sqe *rs__sqe_get(rs__worker *w)
 {
     for (int attempt = 0; attempt < 4; attempt++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
         if (sqe)
             return sqe;
-        /* SQ full: submit what is queued (and make room in the CQ). */
-        io_uring_submit_and_get_events(&w->ring);
-        reap(w);
+        rs__worker_flush(w); /* SQ full: submit what is queued (and make room in the CQ) */
     }
     return NULL;
-}
-
-void rs__worker_flush(rs__worker *w)
-{
-    io_uring_submit_and_get_events(&w->ring);
-    reap(w);
 }
 
 static bool io_pending(rs__worker *w)
