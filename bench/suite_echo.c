@@ -295,6 +295,21 @@ static void note_paired(rs_bench *b, const char *case_name, const echo_impl *a, 
                   rs_bench_median(r, reps), lo, hi);
 }
 
+/* The median and the given quantile of a repetitions' array, left unsorted. */
+static double median_of(const double *samples, unsigned reps)
+{
+    double v[MAX_REPS];
+    memcpy(v, samples, reps * sizeof *v);
+    return rs_bench_median(v, reps);
+}
+
+static double quantile_of(const double *samples, unsigned reps, double q)
+{
+    double v[MAX_REPS];
+    memcpy(v, samples, reps * sizeof *v);
+    return rs_bench_quantile(v, reps, q);
+}
+
 /* The check on the server CPU rows: CPU per request x requests/s is the
  * share of the window the server thread spent on its core, which one thread
  * cannot take above 1. Beyond the reader's wake-up jitter at the two marks
@@ -305,14 +320,11 @@ static void note_busy(rs_bench *b, const char *case_name, const echo_impl *serve
     double med[3], hi[3], client_med[3], client_hi[3];
     bool over = false;
     for (size_t k = 0; k < 3; k++) {
-        double v[MAX_REPS];
-        memcpy(v, servers[k].busy, reps * sizeof *v);
-        med[k] = rs_bench_median(v, reps);
-        hi[k] = rs_bench_quantile(v, reps, 1);
+        med[k] = median_of(servers[k].busy, reps);
+        hi[k] = quantile_of(servers[k].busy, reps, 1);
         over |= hi[k] > 1.02;
-        memcpy(v, servers[k].client_busy, reps * sizeof *v);
-        client_med[k] = rs_bench_median(v, reps);
-        client_hi[k] = rs_bench_quantile(v, reps, 1);
+        client_med[k] = median_of(servers[k].client_busy, reps);
+        client_hi[k] = quantile_of(servers[k].client_busy, reps, 1);
     }
     rs_bench_note(b,
                   "%s: server CPU per request x requests/s (the server thread's share of the window, at most 1): "
@@ -341,11 +353,8 @@ static void note_fewest(rs_bench *b, const char *case_name, const echo_impl *ser
 {
     double lo[3], mean[3];
     for (size_t k = 0; k < 3; k++) {
-        double v[MAX_REPS];
-        memcpy(v, servers[k].min_per_conn, reps * sizeof *v);
-        lo[k] = rs_bench_quantile(v, reps, 0);
-        memcpy(v, servers[k].per_conn, reps * sizeof *v);
-        mean[k] = rs_bench_median(v, reps);
+        lo[k] = quantile_of(servers[k].min_per_conn, reps, 0);
+        mean[k] = median_of(servers[k].per_conn, reps);
     }
     rs_bench_note(b,
                   "%s: fewest round trips of one connection in a window, worst repetition (median of the mean per "
