@@ -55,7 +55,7 @@ lease *rs__lease_alloc(dlock *l)
     ls->owner[0] = '\0';
     ls->lock = l;
     rs__timer_init(&ls->timer, timer_fired);
-    rs__signal_init(&ls->lost_sig);
+    rs__signal_init(&ls->lost_sig, rs__worker_get());
     rs__waitq_init(&ls->idle, NULL);
     return ls;
 }

@@ -46,7 +46,7 @@ static rs_scope *scope_alloc(rs__worker *w, rs_scope *parent, const char *name)
         s->name[sizeof s->name - 1] = '\0';
     }
     rs__timer_init(&s->timeout, timeout_fired);
-    rs__signal_init(&s->signal);
+    rs__signal_init(&s->signal, w);
     return s;
 }
 

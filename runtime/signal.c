@@ -4,10 +4,12 @@
 #include <errno.h>
 
 #include "runtime/task.h"
+#include "runtime/worker.h"
 
-void rs__signal_init(rs_signal *sig)
+void rs__signal_init(rs_signal *sig, struct rs__worker *owner)
 {
     sig->reason = 0;
+    sig->owner = owner;
     rs__waitq_init(&sig->waiters, NULL);
 }
 
@@ -34,10 +36,15 @@ int rs_signal_reason(const rs_signal *sig)
     return sig ? sig->reason : 0;
 }
 
+/* Another runtime's signal is -EPERM: its abort would wake this task from
+ * that runtime's thread, into this runtime's run queue. */
 int rs_signal_wait(rs_signal *sig, int64_t timeout_ms)
 {
     if (!sig || timeout_ms < 0)
         return -EINVAL;
+    rs__worker *self = rs__worker_get();
+    if (sig->owner && self && self->current && sig->owner != self)
+        return -EPERM;
     if (sig->reason)
         return 0;
     int rc = rs__checkpoint();

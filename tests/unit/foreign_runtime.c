@@ -1,7 +1,7 @@
 /* Scopes and tasks belong to the runtime (thread) that made them. A task of
- * another runtime that spawns into, joins, defers on or cancels one gets
- * -EPERM or nothing happens; so does a thread without a runtime. The owner
- * finds everything as it left it. The two runtimes step in turn with a
+ * another runtime that spawns into, joins, defers on, waits on the signal of
+ * or cancels one gets -EPERM or nothing happens; so does a thread without a
+ * runtime. The owner finds everything as it left it. The two runtimes step in turn with a
  * pthread barrier, a test harness outside either runtime's scheduling. */
 #include "runtime/task.h"
 #include "support.h"
@@ -62,6 +62,9 @@ static int other(void *arg)
     int result = 0;
     RS_CHECK_EQ(rs_task_join(sh->task, &result), -EPERM);
     RS_CHECK_EQ(rs_scope_defer(sh->scope, mark_ran_deferred, sh), -EPERM);
+    /* A wait would queue this task on the owner's signal, to be woken from
+     * the owner's thread. */
+    RS_CHECK_EQ(rs_signal_wait(rs_scope_signal(sh->scope), 50), -EPERM);
     rs_scope_cancel(sh->scope);
     rs_task_cancel(sh->task);
     pthread_barrier_wait(&sh->step);
@@ -79,7 +82,7 @@ static void *no_runtime(void *arg)
     return NULL;
 }
 
-Test(foreign_runtime, another_runtime_or_thread_cannot_spawn_join_defer_or_cancel)
+Test(foreign_runtime, another_runtime_or_thread_cannot_spawn_join_defer_wait_or_cancel)
 {
     shared sh = { .ran = false };
     cr_assert_eq(pthread_barrier_init(&sh.step, NULL, 3), 0);

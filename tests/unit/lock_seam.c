@@ -114,7 +114,7 @@ static int fake_factory(rs_scope *s, const rs_lock_opts *opts, rs_lock **out)
     if (!l)
         return -ENOMEM;
     l->base.ops = &fake_ops;
-    rs__signal_init(&l->lost);
+    rs__signal_init(&l->lost, NULL);
     *out = &l->base;
     return 0;
 }
