@@ -191,6 +191,10 @@ int rs_scope_close(rs_scope *s)
         return -EINVAL;
     s->closing = true;
     rs__scope_wait_empty(s);
+    /* A deadline that passed while nothing suspended (the opener or the
+     * tasks computed; a wait above fires due timers itself) still counts:
+     * the scope outlived its timeout. */
+    rs__worker_fire_overdue(w);
     run_defers_and_dispose(s);
     /* Scopes a deferred function opened and left open, skipped, would
      * orphan their tasks. */
@@ -256,9 +260,16 @@ void rs_scope_cancel(rs_scope *s)
         rs__scope_cancel(s, RS_CANCEL_EXPLICIT);
 }
 
+/* A timeout that came due while the tasks computed counts before the kernel
+ * trip that would fire it (rs__worker_fire_overdue); only from a task of the
+ * scope's own runtime, which alone may touch its timers. */
 bool rs_scope_cancelled(const rs_scope *s)
 {
-    return s && s->cancelled;
+    if (!s)
+        return false;
+    if (!s->cancelled)
+        rs__worker_notice_overdue(s->worker);
+    return s->cancelled;
 }
 
 rs_signal *rs_scope_signal(rs_scope *s)

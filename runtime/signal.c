@@ -26,14 +26,20 @@ void rs__signal_dispose(rs_signal *sig)
     rs__waitq_wake_all(&sig->waiters, -ECANCELED);
 }
 
+/* A scope's timeout that came due while its tasks computed aborts the
+ * signal before the kernel trip that would fire it (see rs_scope_cancelled). */
 bool rs_signal_aborted(const rs_signal *sig)
 {
-    return sig && sig->reason != 0;
+    return rs_signal_reason(sig) != 0;
 }
 
 int rs_signal_reason(const rs_signal *sig)
 {
-    return sig ? sig->reason : 0;
+    if (!sig)
+        return 0;
+    if (!sig->reason)
+        rs__worker_notice_overdue(sig->owner);
+    return sig->reason;
 }
 
 /* Another runtime's signal is -EPERM: its abort would wake this task from

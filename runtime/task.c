@@ -306,8 +306,14 @@ int rs_yield(void)
     return 0;
 }
 
+/* The one check that a loop which never suspends makes: it also fires the
+ * timers that came due meanwhile (a scope's timeout among them), which
+ * otherwise wait for a suspension. */
 int rs_checkpoint(void)
 {
+    rs__worker *w = rs__worker_get();
+    if (w && w->current)
+        rs__worker_fire_overdue(w);
     return rs__checkpoint();
 }
 

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ringscope/runtime.h>
@@ -101,6 +102,9 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
     rs__stack_pool_init(&w->stacks);
     w->poke_fd = -1;
     w->accept_backlog_fd = -1;
+    struct timespec res;
+    /* Unknown resolution: assume a slow tick (HZ=100). */
+    w->coarse_lag_ns = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 ? res.tv_nsec : 10000000;
     w->runq_tailp = w->runq_timed_tailp = &w->runq_head;
 
     pthread_attr_t attr;
@@ -259,7 +263,7 @@ static bool poll_kernel(rs__worker *w, bool nothing_ready)
  * has waited already, and behind a long backlog of ready tasks (a burst of
  * wake-ups) it would be late by the whole backlog. The run queue is one list
  * whose prefix, up to runq_timed_tailp, holds the timer-woken tasks. */
-static void fire_timers(rs__worker *w)
+static void fire_timers_at(rs__worker *w, int64_t now)
 {
     /* Detach the rest of the queue; wakes append right after the prefix. */
     rs_task *rest = *w->runq_timed_tailp;
@@ -269,12 +273,36 @@ static void fire_timers(rs__worker *w)
     /* At most a dispatch batch per round: the woken tasks then run while
      * what firing touched (their frames) is still in the caches and TLB;
      * the rest fire next round, still ahead of other ready tasks. */
-    rs__timer_fire_due(&w->timers, rs__clock_ns(), RS_DISPATCH_BATCH);
+    rs__timer_fire_due(&w->timers, now, RS_DISPATCH_BATCH);
     w->runq_timed_tailp = w->runq_tailp;
     if (rest) {
         *w->runq_tailp = rest;
         w->runq_tailp = rest_tailp;
     }
+}
+
+static void fire_timers(rs__worker *w)
+{
+    fire_timers_at(w, rs__clock_ns());
+}
+
+/* The coarse clock lags the precise one (same timeline) by less than its
+ * resolution, w->coarse_lag_ns: a deadline later than coarse + lag is not
+ * due yet, and only a deadline within that margin costs a precise read. */
+void rs__worker_fire_overdue(rs__worker *w)
+{
+    if (!rs__timer_count(&w->timers))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    int64_t coarse = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (rs__timer_next_deadline(&w->timers) > coarse + w->coarse_lag_ns)
+        return;
+    /* Every timer due now, not one batch: the caller decides on the state
+     * they leave (a scope's close, its result). */
+    int64_t now = rs__clock_ns();
+    while (rs__timer_next_deadline(&w->timers) <= now)
+        fire_timers_at(w, now);
 }
 
 /* ------------------------------------------------------------ pokes */

@@ -76,6 +76,7 @@ typedef struct rs__worker {
      * to the kernel at once (io/socket_ops.c). A hint only: a stale one costs
      * a system call, never a wrong result. */
     int accept_backlog_fd;
+    int64_t coarse_lag_ns; /* CLOCK_MONOTONIC_COARSE's resolution (rs__worker_fire_overdue) */
     /* For tests: the next this many cancellation requests find no SQE, as if
      * the ring refused every submission. */
     unsigned cancel_sqe_refusals;
@@ -120,6 +121,25 @@ void rs__worker_flush(rs__worker *w);
  * reap) and the due timers, run on the current stack; it only makes tasks
  * ready, never switches. Resets the budget. */
 void rs__worker_refill(rs__worker *w);
+
+/* Fires the timers already due, from a running task that may not have
+ * suspended since they came due: a task that computes without suspending
+ * never reaches rs__worker_refill, so a scope's timeout would wait for its
+ * next suspension. Called where a task observes cancellation without
+ * suspending (rs_checkpoint, rs_scope_cancelled, rs_scope_close). Costs a
+ * coarse clock read (a few ns) while timers are armed, and a precise one
+ * only within a clock tick of the earliest deadline. Only makes tasks ready
+ * and marks scopes cancelled, never switches. */
+void rs__worker_fire_overdue(rs__worker *w);
+
+/* rs__worker_fire_overdue for a query about an object of runtime owner: only
+ * from a task of that runtime, the one thread that may touch its timers. */
+static inline void rs__worker_notice_overdue(const rs__worker *owner)
+{
+    rs__worker *w = rs__worker_get();
+    if (w && w == owner && w->current)
+        rs__worker_fire_overdue(w);
+}
 
 /* The running task is finished: releases its stack (and record, if nobody
  * holds a handle) and switches away for good. */

@@ -1,0 +1,201 @@
+/* A scope's timeout reaches tasks that compute without suspending: the
+ * deadline is noticed by rs_checkpoint, rs_scope_cancelled, the scope's
+ * signal and rs_scope_close, not only by the scheduler's next trip to the
+ * kernel. */
+#include "support.h"
+
+/* Longer than any deadline below by far: a loop that reaches it has missed
+ * its deadline for good. */
+#define GIVE_UP_MS 5000
+
+/* Computes until rs_checkpoint reports a cancellation or GIVE_UP_MS pass. */
+static int compute_with_checkpoints(void)
+{
+    int64_t give_up = rs_now_ms() + GIVE_UP_MS;
+    int rc;
+    while ((rc = rs_checkpoint()) == 0 && rs_now_ms() < give_up)
+        ;
+    return rc;
+}
+
+/* Computes until ms have passed, calling nothing that could notice anything. */
+static void compute_for(int64_t ms)
+{
+    int64_t until = rs_now_ms() + ms;
+    while (rs_now_ms() < until)
+        ;
+}
+
+static int checkpoint_loop_in_the_opener(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    int64_t start = rs_now_ms();
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 50 }, &s));
+    RS_CHECK_EQ(compute_with_checkpoints(), -ECANCELED);
+    RS_CHECK(rs_now_ms() - start >= 50); /* not before the deadline */
+    RS_CHECK(rs_scope_cancelled(s));
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope_overdue, a_checkpoint_loop_ends_at_its_scopes_timeout, .timeout = 10)
+{
+    RS_RUN_OK(checkpoint_loop_in_the_opener, NULL);
+}
+
+static bool task_saw_the_cancellation;
+
+static int checkpoint_loop_task(void *arg)
+{
+    (void)arg;
+    int rc = compute_with_checkpoints();
+    task_saw_the_cancellation = rc == -ECANCELED;
+    return rc;
+}
+
+/* The opener waits in rs_scope_close while its only task computes: nothing
+ * suspends until the task's checkpoint notices the timeout. */
+static int checkpoint_loop_in_a_task(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 50 }, &s));
+    task_saw_the_cancellation = false;
+    RS_CHECK_OK(rs_spawn(s, checkpoint_loop_task, NULL, NULL, NULL));
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    RS_CHECK(task_saw_the_cancellation);
+    return 0;
+}
+
+Test(scope_overdue, a_task_computing_with_checkpoints_is_stopped_by_the_timeout, .timeout = 10)
+{
+    RS_RUN_OK(checkpoint_loop_in_a_task, NULL);
+}
+
+static int yield_loop(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 50 }, &s));
+    int64_t give_up = rs_now_ms() + GIVE_UP_MS;
+    int rc;
+    while ((rc = rs_yield()) == 0 && rs_now_ms() < give_up)
+        ;
+    RS_CHECK_EQ(rc, -ECANCELED);
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    return 0;
+}
+
+/* The scheduler's trip to the kernel every 64 dispatches fires timers too. */
+Test(scope_overdue, a_yield_loop_ends_at_its_scopes_timeout, .timeout = 10)
+{
+    RS_RUN_OK(yield_loop, NULL);
+}
+
+static int overrun_then_query(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 30 }, &s));
+    compute_for(60);
+    RS_CHECK(rs_scope_cancelled(s));
+    RS_CHECK_EQ(rs_signal_reason(rs_scope_signal(s)), -ETIMEDOUT);
+    RS_CHECK_EQ(rs_checkpoint(), -ECANCELED);
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope_overdue, rs_scope_cancelled_reports_a_deadline_passed_while_computing, .timeout = 10)
+{
+    RS_RUN_OK(overrun_then_query, NULL);
+}
+
+static int overrun_then_poll_the_signal(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 30 }, &s));
+    compute_for(60);
+    RS_CHECK(rs_signal_aborted(rs_scope_signal(s)));
+    RS_CHECK_EQ(rs_signal_reason(rs_scope_signal(s)), -ETIMEDOUT);
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope_overdue, a_scopes_signal_polled_after_the_deadline_is_aborted, .timeout = 10)
+{
+    RS_RUN_OK(overrun_then_poll_the_signal, NULL);
+}
+
+static int overrun_then_close(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 30 }, &s));
+    compute_for(60);
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope_overdue, closing_a_scope_after_its_deadline_returns_etimedout, .timeout = 10)
+{
+    RS_RUN_OK(overrun_then_close, NULL);
+}
+
+static int finisher(void *arg)
+{
+    compute_for((int64_t)(intptr_t)arg);
+    return 0;
+}
+
+/* The deadline passes while the opener already waits in rs_scope_close and
+ * the task finishes without suspending: no kernel trip fires the timer. */
+static int overrun_during_close(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 30 }, &s));
+    RS_CHECK_OK(rs_spawn(s, finisher, (void *)(intptr_t)60, NULL, NULL));
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope_overdue, a_deadline_passed_while_close_waits_returns_etimedout, .timeout = 10)
+{
+    RS_RUN_OK(overrun_during_close, NULL);
+}
+
+static int parent_overrun(void *arg)
+{
+    (void)arg;
+    rs_scope *outer, *inner;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 30 }, &outer));
+    RS_CHECK_OK(rs_scope_open(NULL, &inner));
+    RS_CHECK_EQ(compute_with_checkpoints(), -ECANCELED);
+    RS_CHECK_EQ(rs_scope_close(inner), -ECANCELED);
+    RS_CHECK_EQ(rs_scope_close(outer), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope_overdue, an_enclosing_scopes_timeout_reaches_a_checkpoint_loop, .timeout = 10)
+{
+    RS_RUN_OK(parent_overrun, NULL);
+}
+
+static int not_due_yet(void *arg)
+{
+    (void)arg;
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 60000 }, &s));
+    compute_for(20);
+    RS_CHECK_OK(rs_checkpoint());
+    RS_CHECK(!rs_scope_cancelled(s));
+    RS_CHECK_OK(rs_scope_close(s));
+    return 0;
+}
+
+Test(scope_overdue, a_deadline_still_ahead_is_not_fired_early, .timeout = 10)
+{
+    RS_RUN_OK(not_due_yet, NULL);
+}
