@@ -222,11 +222,13 @@ int rs_task_join(rs_task *t, int *result)
         return -EDEADLK;
     if (t->joined)
         return -EBUSY; /* another join has it and is about to return */
+    if (t->state != RS_TASK_DONE && t->joiner)
+        return -EBUSY; /* one joiner at a time: the handle dies when join returns */
+    /* A cancellation point even when t has finished (nothing to wait for):
+     * the handle stays valid, and its result is not lost. */
+    if (rs__task_cancelled(w->current))
+        return -ECANCELED;
     if (t->state != RS_TASK_DONE) {
-        if (t->joiner)
-            return -EBUSY; /* one joiner at a time: the handle dies when join returns */
-        if (rs__task_cancelled(w->current))
-            return -ECANCELED;
         join_wait jw = { .target = t };
         rs__wait_init(&jw.wait, join_wait_abort);
         /* Whoever wakes us has cleared t->joiner (GCC cannot see that, hence

@@ -147,8 +147,14 @@ static int signal_semantics(void *arg)
     RS_CHECK_OK(rs_signal_wait(sig, 0));
     RS_CHECK(rs_signal_aborted(sig));
     RS_CHECK_EQ(rs_signal_reason(sig), -ETIMEDOUT);
+    /* The opener is in the cancelled scope too: its join is cancelled, and
+     * a shield lets it collect the result. */
     int r = -1;
+    RS_CHECK_EQ(rs_task_join(inside, &r), -ECANCELED);
+    rs_scope *shield;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .shield = true }, &shield));
     RS_CHECK_OK(rs_task_join(inside, &r));
+    RS_CHECK_OK(rs_scope_close(shield));
     RS_CHECK_EQ(r, 0);
     RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
     RS_CHECK_EQ(rs_signal_wait(NULL, 0), -EINVAL);

@@ -94,6 +94,41 @@ Test(task, join_is_a_cancellation_point_and_keeps_the_handle, .timeout = 10)
     RS_RUN_OK(join_is_a_cancellation_point, NULL);
 }
 
+static int return_42(void *arg)
+{
+    (void)arg;
+    return 42;
+}
+
+/* Level-triggered even with nothing to wait for: a cancelled task's join of
+ * a finished task is -ECANCELED, and the handle keeps the result for a join
+ * made where the cancellation does not reach (here a shielded scope). */
+static int join_finished_while_cancelled(void *arg)
+{
+    (void)arg;
+    rs_task *done;
+    RS_CHECK_OK(rs_spawn(rs_current_scope(), return_42, NULL, NULL, &done));
+    RS_CHECK_OK(rs_yield()); /* it runs and finishes */
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    rs_scope_cancel(s);
+    int r = 0;
+    RS_CHECK_EQ(rs_task_join(done, &r), -ECANCELED);
+    RS_CHECK_EQ(r, 0); /* untouched */
+    rs_scope *shield;
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .shield = true }, &shield));
+    RS_CHECK_OK(rs_task_join(done, &r));
+    RS_CHECK_EQ(r, 42);
+    RS_CHECK_OK(rs_scope_close(shield));
+    RS_CHECK_OK(rs_scope_close(s));
+    return 0;
+}
+
+Test(task, joining_a_finished_task_is_a_cancellation_point_too, .timeout = 10)
+{
+    RS_RUN_OK(join_finished_while_cancelled, NULL);
+}
+
 static int cancel_one_task(void *arg)
 {
     (void)arg;
