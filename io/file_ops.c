@@ -2,6 +2,8 @@
 #include <ringscope/io.h>
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "io/io_op.h"
@@ -74,6 +76,28 @@ static int close_now(int fd)
     return close_direct(fd);
 }
 
+/* Changes fd's mark (rs__fd_close_mark) before the number can be released,
+ * growing the table to cover fd; a close it cannot count changes every
+ * mark instead. */
+static void note_close(int fd)
+{
+    rs__worker *w = rs__worker_get();
+    if ((unsigned)fd >= w->fd_closes_len) {
+        uint32_t len = w->fd_closes_len ? w->fd_closes_len : 64;
+        while (len <= (unsigned)fd && len < UINT32_MAX / 2)
+            len *= 2;
+        uint32_t *t = len > (unsigned)fd ? realloc(w->fd_closes, (size_t)len * sizeof *t) : NULL;
+        if (!t) {
+            w->fd_closes_untracked++;
+            return;
+        }
+        memset(t + w->fd_closes_len, 0, (size_t)(len - w->fd_closes_len) * sizeof *t);
+        w->fd_closes = t;
+        w->fd_closes_len = len;
+    }
+    w->fd_closes[fd]++;
+}
+
 /* The descriptor is released whatever happens: cleanup code after a cancelled
  * rs_recv must not leak it. A task that is already cancelled closes at once
  * with close(2) and then reports the cancellation (a cancellation point that
@@ -88,12 +112,15 @@ static int close_now(int fd)
 int rs_close(int fd)
 {
     int rc = rs__checkpoint();
-    if (rc == -ECANCELED && fd >= 0)
+    if (rc == -ECANCELED && fd >= 0) {
+        note_close(fd);
         close_now(fd);
+    }
     if (rc)
         return rc;
     if (fd < 0)
         return -EBADF;
+    note_close(fd);
     if (!queue_cancel_of_fd(fd))
         return close_direct(fd); /* the ring takes nothing: no cancellation either */
     struct io_uring_sqe *sqe = rs__uring_sqe();

@@ -25,6 +25,7 @@
 
 #include "runtime/task.h"
 #include "runtime/uring_op.h"
+#include "runtime/worker.h"
 
 /* The kernel caps one read or write at this many bytes (MAX_RW_COUNT); longer
  * requests are clamped so the result is an honest short count. */
@@ -47,6 +48,20 @@ static inline int rs__io_run(struct io_uring_sqe *sqe, int64_t deadline_ns)
  * complete read/write on a non-blocking descriptor with -EAGAIN instead of
  * waiting. Returns 0 when it is worth retrying, else a negative errno. */
 int rs__io_wait_ready(int fd, short events);
+
+/* rs_close's mark on descriptor number fd, for a call that goes back to fd
+ * after a suspension (it waits for readiness after -EAGAIN and tries again;
+ * a connect restores the descriptor's flags). It notes the mark at its start
+ * and fails with -EBADF once it changed: another task's rs_close may have
+ * released the number meanwhile, and a new file taken it, and acting on the
+ * number would act on that file (a send would deliver to another peer).
+ * Conservative: a close that could not be counted changes every mark. */
+static inline uint64_t rs__fd_close_mark(int fd)
+{
+    rs__worker *w = rs__worker_get();
+    uint32_t n = (unsigned)fd < w->fd_closes_len ? w->fd_closes[fd] : 0;
+    return (uint64_t)w->fd_closes_untracked << 32 | n;
+}
 
 /* The operations that wait for readiness and try again after -EAGAIN. */
 typedef enum { RS__IO_READ, RS__IO_WRITE, RS__IO_RECV, RS__IO_SEND, RS__IO_ACCEPT } rs__io_kind;

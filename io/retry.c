@@ -17,10 +17,12 @@ static void prepare(struct io_uring_sqe *sqe, const rs__io_req *r)
     }
 }
 
-/* Invariant: a retry waits for the readiness that can end the -EAGAIN, or
- * there is no retry (a single attempt). */
+/* Invariants: a retry waits for the readiness that can end the -EAGAIN, or
+ * there is no retry (a single attempt); and it is made on the file the call
+ * started with (rs__fd_close_mark). */
 int rs__io_retrying(rs__io_req *r)
 {
+    uint64_t mark = rs__fd_close_mark(r->fd);
     short events = r->kind == RS__IO_WRITE || r->kind == RS__IO_SEND ? POLLOUT : POLLIN;
     if (r->kind == RS__IO_RECV && (r->flags & MSG_OOB))
         events = POLLPRI; /* urgent data: POLLIN may be ready for ordinary data alone */
@@ -36,8 +38,13 @@ int rs__io_retrying(rs__io_req *r)
             return rc;
         /* Readiness came: the retry waits like any other. */
         r->at_once = false;
+        /* Each wait let other tasks run, and one may have closed fd. */
+        if (rs__fd_close_mark(r->fd) != mark)
+            return -EBADF;
         rc = rs__io_wait_ready(r->fd, events);
         if (rc)
             return rc;
+        if (rs__fd_close_mark(r->fd) != mark)
+            return -EBADF;
     }
 }

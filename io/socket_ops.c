@@ -129,15 +129,20 @@ static int connect_once(int fd, const struct sockaddr *addr, socklen_t addrlen, 
  * in a different way). */
 int rs__connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline_ns)
 {
+    uint64_t mark = rs__fd_close_mark(fd);
     int rc = connect_once(fd, addr, addrlen, deadline_ns, false);
     if (rc != -EAGAIN)
         return rc;
+    if (rs__fd_close_mark(fd) != mark)
+        return -EBADF; /* closed by another task meanwhile: the number may name another file */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || !(fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
         return -EAGAIN;
     rc = rs__checkpoint(); /* a cancellation during the first attempt: start no second */
     if (rc == 0)
         rc = connect_once(fd, addr, addrlen, deadline_ns, true);
+    if (rs__fd_close_mark(fd) != mark)
+        return rc == 0 ? 0 : -EBADF; /* the flags of whatever file has the number now are not ours */
     fcntl(fd, F_SETFL, fl);
     return rc;
 }

@@ -127,6 +127,7 @@ void rs__worker_destroy(rs__worker *w)
     if (w->poke_fd >= 0)
         close(w->poke_fd);
     rs__timer_heap_destroy(&w->timers);
+    free(w->fd_closes);
     rs__store_hold(w->store, -1);
 }
 

@@ -77,6 +77,12 @@ typedef struct rs__worker {
      * a system call, never a wrong result. */
     int accept_backlog_fd;
     int64_t coarse_lag_ns; /* CLOCK_MONOTONIC_COARSE's resolution (rs__worker_fire_overdue) */
+    /* rs_close's marks, indexed by descriptor number (io/io_op.h, kept by
+     * io/file_ops.c; freed with the worker): how many times rs_close was
+     * called on each number, and how many calls found no room to count. */
+    uint32_t *fd_closes;
+    uint32_t fd_closes_len;
+    uint32_t fd_closes_untracked;
     /* For tests: the next this many cancellation requests find no SQE, as if
      * the ring refused every submission. */
     unsigned cancel_sqe_refusals;
