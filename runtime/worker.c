@@ -264,7 +264,7 @@ static bool poll_kernel(rs__worker *w, bool nothing_ready)
  * has waited already, and behind a long backlog of ready tasks (a burst of
  * wake-ups) it would be late by the whole backlog. The run queue is one list
  * whose prefix, up to runq_timed_tailp, holds the timer-woken tasks. */
-static void fire_timers_at(rs__worker *w, int64_t now)
+static unsigned fire_timers_at(rs__worker *w, int64_t now)
 {
     /* Detach the rest of the queue; wakes append right after the prefix. */
     rs_task *rest = *w->runq_timed_tailp;
@@ -274,12 +274,13 @@ static void fire_timers_at(rs__worker *w, int64_t now)
     /* At most a dispatch batch per round: the woken tasks then run while
      * what firing touched (their frames) is still in the caches and TLB;
      * the rest fire next round, still ahead of other ready tasks. */
-    rs__timer_fire_due(&w->timers, now, RS_DISPATCH_BATCH);
+    unsigned fired = rs__timer_fire_due(&w->timers, now, RS_DISPATCH_BATCH);
     w->runq_timed_tailp = w->runq_tailp;
     if (rest) {
         *w->runq_tailp = rest;
         w->runq_tailp = rest_tailp;
     }
+    return fired;
 }
 
 static void fire_timers(rs__worker *w)
@@ -300,10 +301,16 @@ void rs__worker_fire_overdue(rs__worker *w)
     if (rs__timer_next_deadline(&w->timers) > coarse + w->coarse_lag_ns)
         return;
     /* Every timer due now, not one batch: the caller decides on the state
-     * they leave (a scope's close, its result). */
+     * they leave (a scope's close, its result). Bounded by the timers armed
+     * on entry, should a timer's function arm another one already due. */
     int64_t now = rs__clock_ns();
-    while (rs__timer_next_deadline(&w->timers) <= now)
-        fire_timers_at(w, now);
+    uint32_t left = rs__timer_count(&w->timers);
+    while (left > 0 && rs__timer_next_deadline(&w->timers) <= now) {
+        unsigned fired = fire_timers_at(w, now);
+        if (!fired)
+            break;
+        left = fired >= left ? 0 : left - fired;
+    }
 }
 
 /* ------------------------------------------------------------ pokes */

@@ -166,6 +166,34 @@ Test(scope_overdue, a_deadline_passed_while_close_waits_returns_etimedout, .time
     RS_RUN_OK(overrun_during_close, NULL);
 }
 
+static int short_sleeper(void *arg)
+{
+    (void)arg;
+    return rs_sleep(10);
+}
+
+/* More timers came due than the scheduler fires in one round (64), the
+ * scope's timeout last of them: closing still counts it. */
+static int overrun_behind_many_timers(void *arg)
+{
+    (void)arg;
+    rs_scope *sleepers, *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &sleepers));
+    for (int i = 0; i < 100; i++)
+        RS_CHECK_OK(rs_spawn(sleepers, short_sleeper, NULL, NULL, NULL));
+    RS_CHECK_OK(rs_yield()); /* each sleeper arms its timer */
+    RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 30 }, &s));
+    compute_for(60);
+    RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    RS_CHECK_OK(rs_scope_close(sleepers));
+    return 0;
+}
+
+Test(scope_overdue, a_deadline_due_behind_a_round_of_other_timers_still_counts, .timeout = 10)
+{
+    RS_RUN_OK(overrun_behind_many_timers, NULL);
+}
+
 static int parent_overrun(void *arg)
 {
     (void)arg;
