@@ -77,12 +77,17 @@ static int close_now(int fd)
 }
 
 /* Changes fd's mark (rs__fd_close_mark) before the number can be released,
- * growing the table to cover fd; a close it cannot count changes every
- * mark instead. */
+ * growing the table to cover fd. A number that is not open is not counted
+ * (no call can be between two steps on it), so a bad argument never grows
+ * the table: checked with a system call, only when the table must grow. A
+ * close it cannot count (no memory) changes every mark instead: a call
+ * between two steps then fails with -EBADF rather than risk another file. */
 static void note_close(int fd)
 {
     rs__worker *w = rs__worker_get();
     if ((unsigned)fd >= w->fd_closes_len) {
+        if (fcntl(fd, F_GETFD) < 0)
+            return;
         uint32_t len = w->fd_closes_len ? w->fd_closes_len : 64;
         while (len <= (unsigned)fd && len < UINT32_MAX / 2)
             len *= 2;

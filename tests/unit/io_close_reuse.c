@@ -219,3 +219,19 @@ Test(io_close_reuse, a_connect_woken_by_rs_close_leaves_the_new_files_flags_alon
 {
     RS_RUN_OK(connect_after_reuse, NULL);
 }
+
+/* rs_close counts closes per number in a table; a number that is not open
+ * (a bad argument) must not grow it. */
+static int close_of_a_number_never_opened(void *arg)
+{
+    (void)arg;
+    const int huge = 1 << 24;
+    RS_CHECK_EQ(rs_close(huge), -EBADF);
+    RS_CHECK(rs__worker_get()->fd_closes_len <= (uint32_t)huge / 2);
+    return 0;
+}
+
+Test(io_close_reuse, closing_a_number_that_is_not_open_leaves_the_close_table_alone)
+{
+    RS_RUN_OK(close_of_a_number_never_opened, NULL);
+}
