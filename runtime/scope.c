@@ -194,7 +194,7 @@ int rs_scope_close(rs_scope *s)
     /* A deadline that passed while nothing suspended (the opener or the
      * tasks computed; a wait above fires due timers itself) still counts:
      * the scope outlived its timeout. */
-    rs__worker_fire_overdue(w);
+    rs__worker_fire_overdue(w, true);
     run_defers_and_dispose(s);
     /* Scopes a deferred function opened and left open, skipped, would
      * orphan their tasks. */

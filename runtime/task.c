@@ -315,7 +315,7 @@ int rs_checkpoint(void)
 {
     rs__worker *w = rs__worker_get();
     if (w && w->current)
-        rs__worker_fire_overdue(w);
+        rs__worker_fire_overdue(w, false);
     return rs__checkpoint();
 }
 

@@ -289,20 +289,24 @@ static void fire_timers(rs__worker *w)
 }
 
 /* The coarse clock lags the precise one (same timeline) by less than its
- * resolution, w->coarse_lag_ns: a deadline later than coarse + lag is not
- * due yet, and only a deadline within that margin costs a precise read. */
-void rs__worker_fire_overdue(rs__worker *w)
+ * resolution, w->coarse_lag_ns. Exact: a deadline later than coarse + lag is
+ * not due yet, and one within that margin costs a precise read. Not exact: a
+ * deadline counts once the coarse clock passed it, at most one tick late, so
+ * a loop of checkpoints never pays for a precise read while a deadline
+ * approaches (on a server one nearly always does). */
+void rs__worker_fire_overdue(rs__worker *w, bool exact)
 {
     if (!rs__timer_count(&w->timers))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     int64_t coarse = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (rs__timer_next_deadline(&w->timers) > coarse + w->coarse_lag_ns)
+    if (rs__timer_next_deadline(&w->timers) > coarse + (exact ? w->coarse_lag_ns : 0))
         return;
     /* Every timer due now, not one batch: the caller decides on the state
-     * they leave (a scope's close, its result). Bounded by the timers armed
-     * on entry, should a timer's function arm another one already due. */
+     * they leave (a scope's close, its result). At most as many firings as
+     * timers were armed on entry: a timer's function that armed another one
+     * already due cannot keep the loop going. */
     int64_t now = rs__clock_ns();
     uint32_t left = rs__timer_count(&w->timers);
     while (left > 0 && rs__timer_next_deadline(&w->timers) <= now) {

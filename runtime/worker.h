@@ -132,11 +132,13 @@ void rs__worker_refill(rs__worker *w);
  * suspended since they came due: a task that computes without suspending
  * never reaches rs__worker_refill, so a scope's timeout would wait for its
  * next suspension. Called where a task observes cancellation without
- * suspending (rs_checkpoint, rs_scope_cancelled, rs_scope_close). Costs a
- * coarse clock read (a few ns) while timers are armed, and a precise one
- * only within a clock tick of the earliest deadline. Only makes tasks ready
+ * suspending (rs_checkpoint, rs_scope_cancelled, the signal queries,
+ * rs_scope_close). Costs a coarse clock read (a few ns) while timers are
+ * armed. exact: every timer due by the precise clock (rs_scope_close, whose
+ * result depends on it); else the timers due by the coarse clock, up to one
+ * clock tick late (the queries, which loops call). Only makes tasks ready
  * and marks scopes cancelled, never switches. */
-void rs__worker_fire_overdue(rs__worker *w);
+void rs__worker_fire_overdue(rs__worker *w, bool exact);
 
 /* rs__worker_fire_overdue for a query about an object of runtime owner: only
  * from a task of that runtime, the one thread that may touch its timers. */
@@ -144,7 +146,7 @@ static inline void rs__worker_notice_overdue(const rs__worker *owner)
 {
     rs__worker *w = rs__worker_get();
     if (w && w == owner && w->current)
-        rs__worker_fire_overdue(w);
+        rs__worker_fire_overdue(w, false);
 }
 
 /* The running task is finished: releases its stack (and record, if nobody
