@@ -328,14 +328,15 @@ static int lease_extend(rs__grant *gr, int64_t ttl_ms)
     return rc;
 }
 
+/* Past its known end the lease is unconfirmed, even if no timer has said so
+ * yet: there is no renewal (no_renew), or the worker's thread was busy or
+ * blocked when renewals were due, and another owner may hold the key by now.
+ * Never assumed: it counts as held again only if a late renewal confirms it
+ * (the store had not let it go). */
 static bool lease_held(const rs__grant *gr)
 {
     const lease *ls = gr->data;
-    if (ls->lost)
-        return false;
-    /* Without renewal the end is known here: past it, the lease is gone
-     * even if no timer has said so yet. */
-    return !ls->lock->no_renew || rs__clock_ns() < ls->end_ns;
+    return !ls->lost && rs__clock_ns() < ls->end_ns;
 }
 
 static rs_signal *lease_lost(rs__grant *gr)

@@ -256,6 +256,26 @@ ENGINE_TEST(renewal_keeps_a_short_lease_alive, 10)
     return 0;
 }
 
+/* The worker's thread is blocked (it computes without suspending) past the
+ * lease's end: no renewal went out in time, so the lease may have been
+ * someone else's meanwhile. It is lost, never assumed held, even though the
+ * store, which nobody else asked, would still take an extend. */
+ENGINE_TEST(a_lease_whose_renewal_came_too_late_is_lost, 10)
+{
+    rs_lock *l;
+    RS_CHECK_OK(new_lock(e, "late", 150, false, &l));
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    int64_t until = rs_now_ms() + 400;
+    while (rs_now_ms() < until)
+        ; /* no suspension, no checkpoint: the renewal timer cannot fire */
+    RS_CHECK(!rs_guard_held(&g));
+    RS_CHECK_EQ(rs_signal_reason(rs_guard_lost(&g)), -ENOLCK);
+    RS_CHECK_EQ(rs_guard_extend(&g, 150), -ENOLCK);
+    RS_CHECK_EQ(rs_guard_release(&g), -ENOLCK);
+    return 0;
+}
+
 ENGINE_TEST(no_renew_lets_the_lease_end, 10)
 {
     rs_lock *l;
