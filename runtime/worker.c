@@ -102,9 +102,7 @@ int rs__worker_init(rs__worker *w, const void *opts_ptr)
     rs__stack_pool_init(&w->stacks);
     w->poke_fd = -1;
     w->accept_backlog_fd = -1;
-    struct timespec res;
-    /* Unknown resolution: assume a slow tick (HZ=100). */
-    w->coarse_lag_ns = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 ? res.tv_nsec : 10000000;
+    w->poll_stride = w->poll_countdown = 1;
     w->runq_tailp = w->runq_timed_tailp = &w->runq_head;
 
     pthread_attr_t attr;
@@ -288,26 +286,52 @@ static void fire_timers(rs__worker *w)
     fire_timers_at(w, rs__clock_ns());
 }
 
-/* The coarse clock lags the precise one (same timeline) by less than its
- * resolution, w->coarse_lag_ns. Exact: a deadline later than coarse + lag is
- * not due yet, and one within that margin costs a precise read. Not exact: a
- * deadline counts once the coarse clock passed it, at most one tick late, so
- * a loop of checkpoints never pays for a precise read while a deadline
- * approaches (on a server one nearly always does). */
+/* A query (not exact) reads the precise clock (about 27 ns here) only when
+ * one of two things says time may have passed: the coarse clock (a few ns,
+ * one tick of resolution, and it may trail the precise one by two ticks or
+ * more) moved since the last precise read, which covers calls made seconds
+ * apart; or poll_countdown calls went by, a stride adapted after each read
+ * so that a loop of checkpoints reads about every RS__POLL_PERIOD_NS, which
+ * covers a deadline passing within one tick. A deadline is then noticed at
+ * most about that period (plus one iteration of the loop) late. */
+#define RS__POLL_PERIOD_NS  50000
+#define RS__POLL_STRIDE_MAX 4096
+
+static bool poll_due(rs__worker *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    int64_t coarse = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (coarse == w->poll_coarse && --w->poll_countdown > 0)
+        return false;
+    w->poll_coarse = coarse;
+    return true;
+}
+
+/* After a precise read at now: the stride that puts the next one about
+ * RS__POLL_PERIOD_NS later, from the calls made since the last one. */
+static void poll_adapt(rs__worker *w, int64_t now)
+{
+    int64_t since = now - w->poll_last_ns;
+    int64_t stride = since > 0 ? (int64_t)w->poll_stride * RS__POLL_PERIOD_NS / since : RS__POLL_STRIDE_MAX;
+    stride = stride < 1 ? 1 : stride > RS__POLL_STRIDE_MAX ? RS__POLL_STRIDE_MAX : stride;
+    w->poll_last_ns = now;
+    w->poll_stride = w->poll_countdown = (uint32_t)stride;
+}
+
 void rs__worker_fire_overdue(rs__worker *w, bool exact)
 {
     if (!rs__timer_count(&w->timers))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    int64_t coarse = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (rs__timer_next_deadline(&w->timers) > coarse + (exact ? w->coarse_lag_ns : 0))
+    if (!exact && !poll_due(w))
         return;
+    int64_t now = rs__clock_ns();
+    if (!exact)
+        poll_adapt(w, now);
     /* Every timer due now, not one batch: the caller decides on the state
      * they leave (a scope's close, its result). At most as many firings as
      * timers were armed on entry: a timer's function that armed another one
      * already due cannot keep the loop going. */
-    int64_t now = rs__clock_ns();
     uint32_t left = rs__timer_count(&w->timers);
     while (left > 0 && rs__timer_next_deadline(&w->timers) <= now) {
         unsigned fired = fire_timers_at(w, now);

@@ -76,7 +76,13 @@ typedef struct rs__worker {
      * to the kernel at once (io/socket_ops.c). A hint only: a stale one costs
      * a system call, never a wrong result. */
     int accept_backlog_fd;
-    int64_t coarse_lag_ns; /* CLOCK_MONOTONIC_COARSE's resolution (rs__worker_fire_overdue) */
+    /* rs__worker_fire_overdue's polling of the clock from queries: the
+     * coarse clock and the precise one at the last precise read, and the
+     * calls until the next one (poll_countdown, of poll_stride). */
+    int64_t poll_coarse;
+    int64_t poll_last_ns;
+    uint32_t poll_stride;
+    uint32_t poll_countdown;
     /* rs_close's marks, indexed by descriptor number (io/io_op.h, kept by
      * io/file_ops.c; freed with the worker): how many times rs_close was
      * called on each number, and how many calls found no room to count. */
@@ -133,11 +139,12 @@ void rs__worker_refill(rs__worker *w);
  * never reaches rs__worker_refill, so a scope's timeout would wait for its
  * next suspension. Called where a task observes cancellation without
  * suspending (rs_checkpoint, rs_scope_cancelled, the signal queries,
- * rs_scope_close). Costs a coarse clock read (a few ns) while timers are
- * armed. exact: every timer due by the precise clock (rs_scope_close, whose
- * result depends on it); else the timers due by the coarse clock, up to one
- * clock tick late (the queries, which loops call). Only makes tasks ready
- * and marks scopes cancelled, never switches. */
+ * rs_scope_close). exact: reads the precise clock every time (rs_scope_close,
+ * whose result depends on it). Else (the queries, which loops call): a
+ * coarse clock read while timers are armed, and a precise read only when
+ * the coarse clock moved or after a stride of calls adapted to about 50 us
+ * of the loop; a deadline is noticed that much late at most. Only makes
+ * tasks ready and marks scopes cancelled, never switches. */
 void rs__worker_fire_overdue(rs__worker *w, bool exact);
 
 /* rs__worker_fire_overdue for a query about an object of runtime owner: only

@@ -2,6 +2,9 @@
  * deadline is noticed by rs_checkpoint, rs_scope_cancelled, the scope's
  * signal and rs_scope_close, not only by the scheduler's next trip to the
  * kernel. */
+#include <stdlib.h>
+#include <time.h>
+
 #include "support.h"
 
 /* Longer than any deadline below by far: a loop that reaches it has missed
@@ -42,6 +45,41 @@ static int checkpoint_loop_in_the_opener(void *arg)
 Test(scope_overdue, a_checkpoint_loop_ends_at_its_scopes_timeout, .timeout = 10)
 {
     RS_RUN_OK(checkpoint_loop_in_the_opener, NULL);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* How late the checkpoint notices: the coarse clock alone would notice one
+ * or two ticks late (4-8 ms here). The median of several loops keeps a
+ * preemption of the test process out of the verdict. */
+static int checkpoint_lateness(void *arg)
+{
+    (void)arg;
+    int64_t late_us[21];
+    const int LOOPS = (int)(sizeof late_us / sizeof late_us[0]);
+    for (int i = 0; i < LOOPS; i++) {
+        rs_scope *s;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 5 }, &s));
+        RS_CHECK_EQ(compute_with_checkpoints(), -ECANCELED);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        late_us[i] = ((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)) / 1000 - 5000;
+        RS_CHECK(late_us[i] >= 0);
+        RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
+    }
+    qsort(late_us, LOOPS, sizeof late_us[0], cmp_i64);
+    RS_CHECK(late_us[LOOPS / 2] < 2000);
+    return 0;
+}
+
+Test(scope_overdue, a_checkpoint_loop_notices_the_deadline_well_within_a_clock_tick, .timeout = 10)
+{
+    RS_RUN_OK(checkpoint_lateness, NULL);
 }
 
 static bool task_saw_the_cancellation;
