@@ -107,12 +107,14 @@ static void mark_lost(lease *ls)
 
 /* ------------------------------------------------------------ renewal */
 
-/* When to renew: a third of the lease length from now (at least 1 ms). The
- * sum saturates, as end_after does: a lease of any length is valid. */
+/* When to renew: a third of the lease length from now, counted in
+ * nanoseconds (in whole milliseconds a 1 ms lease would renew only at its
+ * end). The sum saturates, as end_after does: a lease of any length is
+ * valid. */
 static int64_t renew_at(const lease *ls, int64_t now)
 {
-    int64_t third = ls->ttl_ms / 3;
-    return end_after(now, third < 1 ? 1 : third);
+    int64_t third_ns = ls->ttl_ms > INT64_MAX / NS_PER_MS ? INT64_MAX / 3 : ls->ttl_ms * NS_PER_MS / 3;
+    return third_ns > INT64_MAX - now ? INT64_MAX : now + third_ns;
 }
 
 /* Clamped in milliseconds, before the conversion can overflow. */

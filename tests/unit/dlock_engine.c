@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "adapters/engine.h"
 #include "runtime/worker.h"
 
 #define LONG_TTL 30000
@@ -273,6 +274,23 @@ ENGINE_TEST(a_lease_whose_renewal_came_too_late_is_lost, 10)
     RS_CHECK_EQ(rs_signal_reason(rs_guard_lost(&g)), -ENOLCK);
     RS_CHECK_EQ(rs_guard_extend(&g, 150), -ENOLCK);
     RS_CHECK_EQ(rs_guard_release(&g), -ENOLCK);
+    return 0;
+}
+
+/* The shortest lease renews a third of a millisecond after its grant,
+ * well before its end (in whole milliseconds its first renewal fell on its
+ * end, too late every time). The schedule is read from the lease itself:
+ * keeping a 1 ms lease alive also depends on the machine's wake-up delays. */
+ENGINE_TEST(a_one_millisecond_lease_renews_before_its_end, 10)
+{
+    rs_lock *l;
+    RS_CHECK_OK(new_lock(e, "ttl1", 1, false, &l));
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_acquire(l, NULL, &g));
+    const lease *ls = ((const rs__grant *)g.rs_private_grant)->data;
+    RS_CHECK(rs__timer_armed(&ls->timer));
+    RS_CHECK(ls->end_ns - rs__timer_deadline(&ls->timer) >= 600000); /* 2/3 ms ahead of the end */
+    RS_CHECK_OK(rs_guard_release(&g));
     return 0;
 }
 
