@@ -93,7 +93,8 @@ static bool taken_back(dlock *l, const lease *ls, rs_lock_mode mode, uint64_t to
 
 static bool my_turn(const dkey *dk, const dwaiter *dw)
 {
-    return rs__waitq_head(&dk->q) == &dw->w && rs__dkey_eligible(dk) && (!dk->contender || dk->contender == dw);
+    return rs__waitq_head(&dk->q) == &dw->w && rs__dkey_eligible(dk, (rs_lock_mode)dw->w.n, dw->lock->owner) &&
+           (!dk->contender || dk->contender == dw);
 }
 
 /* Someone queued in front of the contender: it hands over. */
@@ -310,7 +311,7 @@ static int dl_try_acquire(rs_lock *base, rs_lock_mode mode, rs_guard *g)
         return -EDEADLK;
     if (l->disposing)
         return -ECANCELED;
-    if (dk->q.len || dk->contender || !rs__dkey_eligible(dk))
+    if (dk->q.len || dk->contender || dk->excl)
         return -EBUSY; /* no barging past waiters, and certainly busy */
     lease *ls;
     rs__grant *gr;

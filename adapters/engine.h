@@ -23,7 +23,11 @@
  *  2. The contender is the head of the queue, or is about to notice that it
  *     is not and step back (it is woken when someone gets in front of it).
  *  3. Exclusive/write grants of this thread on the key: at most one live
- *     (dk->excl); while it lives nobody contends for the key from here.
+ *     (dk->excl); while it lives nobody contends for the key from here under
+ *     its owner (a store attempt would be answered as that owner's refresh).
+ *     An exclusive-class head under another owner does contend: its refused
+ *     attempts leave the write intent that keeps new readers out everywhere
+ *     until its turn comes.
  *  4. A waiter is parked at most once at a time and woken exactly once per
  *     park (dwaiter.parked guards every wake).
  *  5. Write intents are left only by the contender's attempts; a waiter that
@@ -141,14 +145,13 @@ void rs__dkey_put(dkey *dk);
  * contender to re-check, else a head that may now contend). */
 void rs__dkey_kick(dkey *dk);
 
-/* May the head contend now, as far as this thread's own holders go? Not
- * while a grant of this thread holds the key exclusively (invariant 3);
- * local readers do not stop a writer from contending: its failed attempts
- * leave the write intent that keeps new readers out everywhere. */
-static inline bool rs__dkey_eligible(const dkey *dk)
-{
-    return !dk->excl;
-}
+/* May head (mode, owner) contend now, as far as this thread's own holders
+ * go? Not under the owner of a grant of this thread that holds the key
+ * exclusively, nor for reading while it does (the attempt could only be
+ * refused); otherwise yes (invariant 3). Local readers do not stop a writer
+ * from contending either: its refused attempts leave the write intent that
+ * keeps new readers out everywhere. */
+bool rs__dkey_eligible(const dkey *dk, rs_lock_mode mode, const char *owner);
 
 /* Starts the store watch (if the backend has one); 0 or a negative errno. */
 int rs__dkey_watch(dkey *dk);

@@ -113,6 +113,14 @@ void rs__dwaiter_wake(dwaiter *dw, int result)
     rs__wait_wake(&dw->w.wait, result);
 }
 
+bool rs__dkey_eligible(const dkey *dk, rs_lock_mode mode, const char *owner)
+{
+    if (!dk->excl)
+        return true;
+    const lease *holder = dk->excl->data;
+    return mode != RS_LOCK_READ && strcmp(holder->owner, owner) != 0;
+}
+
 void rs__dkey_kick(dkey *dk)
 {
     if (dk->contender) {
@@ -122,8 +130,11 @@ void rs__dkey_kick(dkey *dk)
         return;
     }
     rs__waiter *h = rs__waitq_head(&dk->q);
-    if (h && rs__dkey_eligible(dk))
-        rs__dwaiter_wake((dwaiter *)h, 0);
+    if (h) {
+        dwaiter *dw = (dwaiter *)h;
+        if (rs__dkey_eligible(dk, (rs_lock_mode)h->n, dw->lock->owner))
+            rs__dwaiter_wake(dw, 0);
+    }
 }
 
 int rs__dkey_watch(dkey *dk)

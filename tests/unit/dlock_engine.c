@@ -898,3 +898,97 @@ Test(dlock_engine, runtimes_in_two_threads_share_the_memory_store, .timeout = 10
      * promptness is checked in store_memory.c; here only the bounds) */
     cr_assert(x.waited_ms >= 150 && x.waited_ms < 200 + 200 + 200, "waited %ld ms", (long)x.waited_ms);
 }
+
+/* ------------------------------------------------------------ writer intent across runtimes */
+
+/* Runtime B: W1 holds the key for writing; W2, another lock object of B (its
+ * own owner id), queues for it. Runtime A: a reader R queues after that.
+ * Then W1 releases while its task keeps B's thread busy for 5 ms, and the
+ * memory store wakes R at once: R must still find W2's write intent and let
+ * W2 in first (a writer waiting anywhere keeps new readers out). */
+typedef struct wi {
+    rs_store *st;
+    pthread_barrier_t step;
+    _Atomic int order;     /* grants so far */
+    int w2_place, r_place; /* 1-based order of the grants */
+    rs_lock *w2_lock;
+    rs_lock *r_lock;
+} wi;
+
+static rs_lock *wi_lock(wi *x)
+{
+    rs_lock *l = NULL;
+    rs_lock_new(NULL, &(rs_lock_opts){ .store = x->st, .key = "wi", .allow_multiple_readers = true }, &l);
+    return l;
+}
+
+static int wi_w2(void *arg)
+{
+    wi *x = arg;
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_write(x->w2_lock, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
+    x->w2_place = ++x->order;
+    return rs_guard_release(&g);
+}
+
+static int wi_runtime_b(void *arg)
+{
+    wi *x = arg;
+    rs_lock *l1 = wi_lock(x);
+    RS_CHECK(l1 != NULL);
+    rs_guard g1 = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_write(l1, NULL, &g1));
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    x->w2_lock = wi_lock(x);
+    RS_CHECK(x->w2_lock != NULL);
+    RS_CHECK_OK(rs_spawn(s, wi_w2, x, NULL, NULL));
+    /* W2 queues and, contending at once, leaves its intent before it parks. */
+    RS_CHECK_OK(wait_pending(x->w2_lock, 1));
+    pthread_barrier_wait(&x->step); /* 1: A's reader may come */
+    pthread_barrier_wait(&x->step); /* 2: it is queued in A */
+    RS_CHECK_OK(rs_guard_release(&g1));
+    int64_t until = rs_now_ms() + 5;
+    while (rs_now_ms() < until)
+        ; /* B's thread stays busy: W2 cannot try before R is woken */
+    return rs_scope_close(s);
+}
+
+static int wi_reader(void *arg)
+{
+    wi *x = arg;
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_read(x->r_lock, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
+    x->r_place = ++x->order;
+    return rs_guard_release(&g);
+}
+
+static int wi_runtime_a(void *arg)
+{
+    wi *x = arg;
+    x->r_lock = wi_lock(x);
+    RS_CHECK(x->r_lock != NULL);
+    pthread_barrier_wait(&x->step); /* 1 */
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_spawn(s, wi_reader, x, NULL, NULL));
+    rs_lock_stats st;
+    do {
+        RS_CHECK_OK(rs_yield());
+        RS_CHECK_OK(rs_lock_stats_get(x->r_lock, &st));
+    } while (st.pending == 0);
+    pthread_barrier_wait(&x->step); /* 2 */
+    return rs_scope_close(s);
+}
+
+Test(dlock_engine, a_writer_queued_behind_its_runtimes_writer_keeps_later_readers_out, .timeout = 20)
+{
+    wi x = { .order = 0 };
+    cr_assert_eq(rs_store_open("memory:", &(rs_store_opts){ .key_prefix = unique_prefix() }, &x.st), 0);
+    cr_assert_eq(pthread_barrier_init(&x.step, NULL, 2), 0);
+    rs_test_run_two_threads(wi_runtime_b, &x, wi_runtime_a, &x);
+    cr_expect_eq(x.w2_place, 1, "W2 was granted in place %d, the later reader in place %d", x.w2_place, x.r_place);
+    cr_expect_eq(x.r_place, 2);
+    pthread_barrier_destroy(&x.step);
+    cr_assert_eq(rs_store_close(x.st), 0);
+}
