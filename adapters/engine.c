@@ -292,6 +292,8 @@ static int dl_acquire(rs_lock *base, rs_lock_mode mode, const rs_acquire_opts *o
         give_back(l, ls, mode);
         rc = -ECANCELED;
     }
+    if (rc == 0 && dk->excl)
+        rs__lease_superseded(dk->excl); /* the store says it is gone: never two exclusive grants here */
     if (rc == 0)
         install(l, ls, gr, mode, token, send); /* before the kick: the next head sees this holder */
     leave_queue(l, &dw, ls, rc);

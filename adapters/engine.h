@@ -174,6 +174,13 @@ void rs__lease_free(lease *ls);
  * end, with no_renew) and records the local holder state. */
 void rs__lease_start(lease *ls, rs__grant *gr, int64_t send_ns);
 
+/* The store just granted the key exclusively to another owner of this
+ * thread while gr, an exclusive grant of this thread, still counted as
+ * held: gr's lease is gone from the store (taken over, force-released or
+ * expired before a renewal could tell). Marks it lost, which also frees the
+ * local slot (dk->excl), so invariant 3 holds for the new grant. */
+void rs__lease_superseded(rs__grant *gr);
+
 /* Gives a live grant back (store release unless known lost) and ends it:
  * what rs_guard_release does; also used by disposal. */
 int rs__lease_release(rs__grant *gr);

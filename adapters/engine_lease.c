@@ -105,6 +105,11 @@ static void mark_lost(lease *ls)
     give_back_local(ls);
 }
 
+void rs__lease_superseded(rs__grant *gr)
+{
+    mark_lost(gr->data);
+}
+
 /* ------------------------------------------------------------ renewal */
 
 /* When to renew: a third of the lease length from now, counted in
