@@ -215,6 +215,8 @@ static void install(dlock *l, lease *ls, rs__grant *gr, rs_lock_mode mode, uint6
     gr->token = token;
     if (token > l->dk->top_token)
         l->dk->top_token = token;
+    if (mode != RS_LOCK_READ)
+        rs__lease_supersede_all(l->dk); /* the store says they are gone: the new grant is the only holder here */
     rs__lease_start(ls, gr, send);
 }
 
@@ -292,8 +294,6 @@ static int dl_acquire(rs_lock *base, rs_lock_mode mode, const rs_acquire_opts *o
         give_back(l, ls, mode);
         rc = -ECANCELED;
     }
-    if (rc == 0 && dk->excl)
-        rs__lease_superseded(dk->excl); /* the store says it is gone: never two exclusive grants here */
     if (rc == 0)
         install(l, ls, gr, mode, token, send); /* before the kick: the next head sees this holder */
     leave_queue(l, &dw, ls, rc);

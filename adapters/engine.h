@@ -68,6 +68,7 @@ struct dkey {
     dwaiter *contender;          /* invariant 1 */
     rs__grant *excl;             /* invariant 3 */
     unsigned readers;            /* live read grants of this thread */
+    lease *read_leases;          /* their leases (lease.key_next), while counted in readers */
     rs__store_watch watch;       /* registered while watching */
     bool watching;
     unsigned changes;            /* store wake-ups seen (watch.changed calls) */
@@ -110,7 +111,8 @@ struct lease {
     int64_t end_ns;              /* lower bound of the lease's end on the store's clock, as seen here */
     rs__timer timer;             /* next renewal, or the end with no_renew */
     rs_signal lost_sig;
-    bool local_held;             /* counted in dk->excl / dk->readers */
+    bool local_held;             /* counted in dk->excl / dk->readers (and linked in dk->read_leases) */
+    lease *key_prev, *key_next;  /* dk->read_leases links of a read lease */
     bool lost;                   /* known lost: signal aborted, local slot given back */
     bool failing;                /* the last renewal failed without an answer: retrying until end_ns */
     bool releasing;              /* rs_guard_release (or disposal) has begun */
@@ -174,12 +176,13 @@ void rs__lease_free(lease *ls);
  * end, with no_renew) and records the local holder state. */
 void rs__lease_start(lease *ls, rs__grant *gr, int64_t send_ns);
 
-/* The store just granted the key exclusively to another owner of this
- * thread while gr, an exclusive grant of this thread, still counted as
- * held: gr's lease is gone from the store (taken over, force-released or
- * expired before a renewal could tell). Marks it lost, which also frees the
- * local slot (dk->excl), so invariant 3 holds for the new grant. */
-void rs__lease_superseded(rs__grant *gr);
+/* The store just granted dk exclusively to a lock object of this thread
+ * while grants of this thread still counted as holding it (the exclusive one
+ * of another owner, readers): their leases are gone from the store (taken
+ * over, force-released or expired before a renewal could tell). Marks them
+ * lost, which also frees their local slots, so the new grant is the only
+ * holder here. */
+void rs__lease_supersede_all(dkey *dk);
 
 /* Gives a live grant back (store release unless known lost) and ends it:
  * what rs_guard_release does; also used by disposal. */

@@ -86,6 +86,13 @@ static void give_back_local(lease *ls)
     if (ls->mode == RS_LOCK_READ) {
         dk->readers--;
         l->readers--;
+        if (ls->key_prev)
+            ls->key_prev->key_next = ls->key_next;
+        else
+            dk->read_leases = ls->key_next;
+        if (ls->key_next)
+            ls->key_next->key_prev = ls->key_prev;
+        ls->key_prev = ls->key_next = NULL;
     } else {
         if (dk->excl == ls->gr)
             dk->excl = NULL;
@@ -105,9 +112,12 @@ static void mark_lost(lease *ls)
     give_back_local(ls);
 }
 
-void rs__lease_superseded(rs__grant *gr)
+void rs__lease_supersede_all(dkey *dk)
 {
-    mark_lost(gr->data);
+    if (dk->excl)
+        mark_lost(dk->excl->data);
+    while (dk->read_leases)
+        mark_lost(dk->read_leases); /* unlinks it (give_back_local) */
 }
 
 /* ------------------------------------------------------------ renewal */
@@ -259,6 +269,11 @@ void rs__lease_start(lease *ls, rs__grant *gr, int64_t send_ns)
     if (ls->mode == RS_LOCK_READ) {
         dk->readers++;
         l->readers++;
+        ls->key_prev = NULL;
+        ls->key_next = dk->read_leases;
+        if (dk->read_leases)
+            dk->read_leases->key_prev = ls;
+        dk->read_leases = ls;
     } else {
         dk->excl = gr;
         l->excl = gr;

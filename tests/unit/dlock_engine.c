@@ -1033,3 +1033,40 @@ ENGINE_TEST(a_grant_to_another_owner_supersedes_a_taken_over_local_holder, 10)
     RS_CHECK_OK(rs_guard_release(&w3));
     return 0;
 }
+
+/* The same with local readers: a writer of another lock object contends
+ * while they hold, and its grant after a force-release proves their read
+ * leases gone too. */
+static int superseding_writer(void *arg)
+{
+    rs_lock *l = arg;
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_write(l, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
+    return rs_guard_release(&g);
+}
+
+ENGINE_TEST(a_write_grant_supersedes_taken_over_local_readers, 10)
+{
+    rs_lock_opts o = { .store = e->st, .key = "super-rw", .ttl_ms = 600, .allow_multiple_readers = true };
+    rs_lock *r, *w;
+    RS_CHECK_OK(rs_lock_new(NULL, &o, &r));
+    RS_CHECK_OK(rs_lock_new(NULL, &o, &w));
+    rs_guard r1 = RS_GUARD_INIT, r2 = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_read(r, NULL, &r1));
+    RS_CHECK_OK(rs_lock_read(r, NULL, &r2));
+    rs_scope *s;
+    RS_CHECK_OK(rs_scope_open(NULL, &s));
+    RS_CHECK_OK(rs_spawn(s, superseding_writer, w, NULL, NULL));
+    RS_CHECK_OK(wait_pending(w, 1));
+    RS_CHECK_OK(rs_store_force_release(e->st, "super-rw"));
+    RS_CHECK_OK(rs_scope_close(s)); /* the writer got the key and gave it back */
+    RS_CHECK(!rs_guard_held(&r1) && !rs_guard_held(&r2));
+    RS_CHECK_EQ(rs_signal_reason(rs_guard_lost(&r1)), -ENOLCK);
+    RS_CHECK_EQ(rs_signal_reason(rs_guard_lost(&r2)), -ENOLCK);
+    RS_CHECK_EQ(rs_guard_release(&r1), -ENOLCK);
+    RS_CHECK_EQ(rs_guard_release(&r2), -ENOLCK);
+    rs_lock_stats st;
+    RS_CHECK_OK(rs_lock_stats_get(r, &st));
+    RS_CHECK_EQ(st.readers, 0u);
+    return 0;
+}
