@@ -67,8 +67,7 @@ struct dkey {
     rs__waitq q;                 /* this thread's waiters, priority order */
     dwaiter *contender;          /* invariant 1 */
     rs__grant *excl;             /* invariant 3 */
-    unsigned readers;            /* live read grants of this thread */
-    lease *read_leases;          /* their leases (lease.key_next), while counted in readers */
+    lease *read_leases;          /* leases of the live read grants of this thread (lease.key_next) */
     rs__store_watch watch;       /* registered while watching */
     bool watching;
     unsigned changes;            /* store wake-ups seen (watch.changed calls) */
@@ -111,7 +110,7 @@ struct lease {
     int64_t end_ns;              /* lower bound of the lease's end on the store's clock, as seen here */
     rs__timer timer;             /* next renewal, or the end with no_renew */
     rs_signal lost_sig;
-    bool local_held;             /* counted in dk->excl / dk->readers (and linked in dk->read_leases) */
+    bool local_held;             /* named by dk->excl, or linked in dk->read_leases */
     lease *key_prev, *key_next;  /* dk->read_leases links of a read lease */
     bool lost;                   /* known lost: signal aborted, local slot given back */
     bool failing;                /* the last renewal failed without an answer: retrying until end_ns */

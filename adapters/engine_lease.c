@@ -84,7 +84,6 @@ static void give_back_local(lease *ls)
     dlock *l = ls->lock;
     dkey *dk = l->dk;
     if (ls->mode == RS_LOCK_READ) {
-        dk->readers--;
         l->readers--;
         if (ls->key_prev)
             ls->key_prev->key_next = ls->key_next;
@@ -267,7 +266,6 @@ void rs__lease_start(lease *ls, rs__grant *gr, int64_t send_ns)
     ls->end_ns = end_after(send_ns, l->ttl_ms);
     ls->local_held = true;
     if (ls->mode == RS_LOCK_READ) {
-        dk->readers++;
         l->readers++;
         ls->key_prev = NULL;
         ls->key_next = dk->read_leases;
