@@ -993,39 +993,42 @@ Test(dlock_engine, a_writer_queued_behind_its_runtimes_writer_keeps_later_reader
     cr_assert_eq(rs_store_close(x.st), 0);
 }
 
+/* Takes l for writing (waiting for it) and gives it back. */
+static int superseding_writer(void *arg)
+{
+    rs_lock *l = arg;
+    rs_guard g = RS_GUARD_INIT;
+    RS_CHECK_OK(rs_lock_write(l, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
+    return rs_guard_release(&g);
+}
+
 /* A writer of another owner waits while W1 holds; the store's lease of W1 is
  * force-released before W1's renewal can tell. The waiter's grant proves W1
  * gone: W1 is lost at once (never two exclusive grants in one runtime), its
  * release does not touch the store, and a later grant under W1's owner id
  * is a lease of its own that W1 cannot renew or release. */
-static int superseded_waiter(void *arg)
-{
-    rs_lock *l = arg;
-    rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(l, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
-    return rs_guard_release(&g);
-}
-
 ENGINE_TEST(a_grant_to_another_owner_supersedes_a_taken_over_local_holder, 10)
 {
-    rs_lock_opts o = { .store = e->st, .key = "super", .ttl_ms = 600, .owner = "owner-a" };
+    rs_lock_opts o = {
+        .store = e->st, .key = "super", .ttl_ms = 600, .owner = "owner-a", .allow_multiple_readers = true
+    };
     rs_lock *a1, *a2, *b;
     RS_CHECK_OK(rs_lock_new(NULL, &o, &a1));
     RS_CHECK_OK(rs_lock_new(NULL, &o, &a2));
     o.owner = "owner-b";
     RS_CHECK_OK(rs_lock_new(NULL, &o, &b));
     rs_guard w1 = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(a1, NULL, &w1));
+    RS_CHECK_OK(rs_lock_write(a1, NULL, &w1));
     rs_scope *s;
     RS_CHECK_OK(rs_scope_open(NULL, &s));
-    RS_CHECK_OK(rs_spawn(s, superseded_waiter, b, NULL, NULL));
+    RS_CHECK_OK(rs_spawn(s, superseding_writer, b, NULL, NULL));
     RS_CHECK_OK(wait_pending(b, 1));
     RS_CHECK_OK(rs_store_force_release(e->st, "super"));
     RS_CHECK_OK(rs_scope_close(s)); /* the waiter got the key and gave it back */
     RS_CHECK(!rs_guard_held(&w1));
     RS_CHECK_EQ(rs_signal_reason(rs_guard_lost(&w1)), -ENOLCK);
     rs_guard w3 = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_acquire(a2, &(rs_acquire_opts){ .timeout_ms = 1000 }, &w3));
+    RS_CHECK_OK(rs_lock_write(a2, &(rs_acquire_opts){ .timeout_ms = 1000 }, &w3));
     RS_CHECK_EQ(rs_guard_release(&w1), -ENOLCK);
     rs_lock_info info;
     RS_CHECK_OK(rs_store_inspect(e->st, "super", &info)); /* w3's lease is untouched */
@@ -1037,14 +1040,6 @@ ENGINE_TEST(a_grant_to_another_owner_supersedes_a_taken_over_local_holder, 10)
 /* The same with local readers: a writer of another lock object contends
  * while they hold, and its grant after a force-release proves their read
  * leases gone too. */
-static int superseding_writer(void *arg)
-{
-    rs_lock *l = arg;
-    rs_guard g = RS_GUARD_INIT;
-    RS_CHECK_OK(rs_lock_write(l, &(rs_acquire_opts){ .timeout_ms = 5000 }, &g));
-    return rs_guard_release(&g);
-}
-
 ENGINE_TEST(a_write_grant_supersedes_taken_over_local_readers, 10)
 {
     rs_lock_opts o = { .store = e->st, .key = "super-rw", .ttl_ms = 600, .allow_multiple_readers = true };

@@ -11,14 +11,20 @@
  * its deadline for good. */
 #define GIVE_UP_MS 5000
 
-/* Computes until rs_checkpoint reports a cancellation or GIVE_UP_MS pass. */
-static int compute_with_checkpoints(void)
+/* Calls point (a cancellation point that does not wait) until it reports a
+ * cancellation or GIVE_UP_MS pass. */
+static int loop_on(int (*point)(void))
 {
     int64_t give_up = rs_now_ms() + GIVE_UP_MS;
     int rc;
-    while ((rc = rs_checkpoint()) == 0 && rs_now_ms() < give_up)
+    while ((rc = point()) == 0 && rs_now_ms() < give_up)
         ;
     return rc;
+}
+
+static int compute_with_checkpoints(void)
+{
+    return loop_on(rs_checkpoint);
 }
 
 /* Computes until ms have passed, calling nothing that could notice anything. */
@@ -116,11 +122,7 @@ static int yield_loop(void *arg)
     (void)arg;
     rs_scope *s;
     RS_CHECK_OK(rs_scope_open(&(rs_scope_opts){ .timeout_ms = 50 }, &s));
-    int64_t give_up = rs_now_ms() + GIVE_UP_MS;
-    int rc;
-    while ((rc = rs_yield()) == 0 && rs_now_ms() < give_up)
-        ;
-    RS_CHECK_EQ(rc, -ECANCELED);
+    RS_CHECK_EQ(loop_on(rs_yield), -ECANCELED);
     RS_CHECK_EQ(rs_scope_close(s), -ETIMEDOUT);
     return 0;
 }
